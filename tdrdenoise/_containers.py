@@ -1,0 +1,159 @@
+"""One conversion layer between the user's container and plain arrays.
+
+:func:`unpack` turns a CCDData, NDData, sunpy Map, Quantity, masked array or ndarray
+into an :class:`_Image` (float array, invalid-pixel mask, unit, metadata); :func:`repack`
+builds a new object of the caller's kind from arrays. The numerical code never sees
+the container.
+"""
+import copy
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import NDData, StdDevUncertainty
+
+__all__ = []
+
+
+def _is_map(obj):
+    """True for a sunpy Map, without importing sunpy when the caller never did."""
+    sunpy_map = sys.modules.get("sunpy.map")
+    return sunpy_map is not None and isinstance(obj, sunpy_map.GenericMap)
+
+
+@dataclass
+class _Image:
+    """An image taken apart: what the numerical code works on."""
+
+    data: np.ndarray            # 2-D float array, native byte order, a copy
+    invalid: np.ndarray         # True where the pixel is NaN/inf or masked on input
+    unit: object                # astropy unit, or None
+    kind: str                   # "ndarray", "masked", "quantity", "nddata", "map"
+    original: object = field(repr=False)
+
+    @property
+    def input_mask(self):
+        """The input's own mask (False where it had none)."""
+        mask = getattr(self.original, "mask", None)
+        if mask is None or mask is np.ma.nomask:
+            return np.zeros(self.data.shape, bool)
+        return np.broadcast_to(np.asarray(mask, bool), self.data.shape)
+
+    @property
+    def std_uncertainty(self):
+        """The input's uncertainty as a standard deviation array, or None."""
+        unc = getattr(self.original, "uncertainty", None)
+        if unc is None or self.kind not in ("nddata", "map"):
+            return None
+        if not isinstance(unc, StdDevUncertainty):
+            try:
+                unc = unc.represent_as(StdDevUncertainty)
+            except (TypeError, ValueError, AttributeError):
+                return None
+        arr = np.asarray(unc.array, dtype=float)
+        if unc.unit is not None and self.unit is not None and unc.unit != self.unit:
+            arr = (arr * unc.unit).to_value(self.unit)
+        return np.broadcast_to(arr, self.data.shape)
+
+
+def unpack(image, name="image"):
+    """Take ``image`` apart into an :class:`_Image`.
+
+    Raises
+    ------
+    TypeError
+        If ``image`` is not an array-like image.
+    ValueError
+        If it is not two-dimensional or not numeric.
+    """
+    mask = None
+    unit = None
+    if _is_map(image):
+        kind, values, mask = "map", image.data, image.mask
+        unit = image.unit
+    elif isinstance(image, NDData):
+        kind, values, mask, unit = "nddata", image.data, image.mask, image.unit
+    elif isinstance(image, u.Quantity):
+        kind, values, unit = "quantity", image.value, image.unit
+    elif isinstance(image, np.ma.MaskedArray):
+        kind, values, mask = "masked", image.data, np.ma.getmaskarray(image)
+    elif isinstance(image, (np.ndarray, list, tuple)):
+        kind, values = "ndarray", image
+    else:
+        raise TypeError(
+            f"{name} must be a CCDData, NDData, sunpy Map, Quantity or numpy array; "
+            f"got {type(image).__name__}")
+    values = np.asarray(values)
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers; got dtype {values.dtype}")
+    if values.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D image; got {values.ndim} dimension(s) with shape "
+            f"{values.shape}. Pass a 2-D slice, e.g. data[0] for a cube.")
+    # astype makes a native-endian, C-ordered copy: big-endian FITS data, integer
+    # images and strided slices all end up the same.
+    dtype = values.dtype if values.dtype.kind == "f" else np.float64
+    data = np.array(values, dtype=dtype.newbyteorder("="), order="C", copy=True)
+    invalid = ~np.isfinite(data)
+    if mask is not None and mask is not np.ma.nomask:
+        invalid |= np.broadcast_to(np.asarray(mask, bool), data.shape)
+    if unit is not None:
+        unit = u.Unit(unit)
+        if unit == u.dimensionless_unscaled and kind != "quantity":
+            unit = None
+    return _Image(data=data, invalid=invalid, unit=unit, kind=kind, original=image)
+
+
+def _fits_safe_insert(meta, key, short_key, value):
+    """Record ``value`` in ``meta`` the way ccdproc does for long keys."""
+    if isinstance(meta, fits.Header):
+        meta[f"HIERARCH {key.upper()}"] = (short_key, "Shortened name for tdrdenoise step")
+        meta[short_key] = value
+    else:
+        meta[short_key.lower()] = value
+
+
+def repack(image, data, *, mask=None, std=None, provenance=None):
+    """Build a new object of the caller's kind around ``data``.
+
+    Parameters
+    ----------
+    image : _Image
+        What :func:`unpack` returned for the input.
+    data : ndarray
+        The new pixel values, in ``image.unit``.
+    mask : ndarray of bool, optional
+        Output mask (NDData, Map and masked arrays only).
+    std : ndarray, optional
+        Per-pixel standard deviation, stored as ``StdDevUncertainty`` (NDData only).
+    provenance : list of (key, short_key, value), optional
+        Header cards to add; for Maps also a ``history`` line each.
+    """
+    original = image.original
+    if image.kind == "ndarray":
+        return data
+    if image.kind == "masked":
+        return np.ma.MaskedArray(data, mask=mask)
+    if image.kind == "quantity":
+        return u.Quantity(data, image.unit, copy=False)
+    meta = copy.deepcopy(original.meta) if original.meta is not None else {}
+    for key, short_key, value in provenance or ():
+        _fits_safe_insert(meta, key, short_key, value)
+        if image.kind == "map":
+            history = meta.get("history", "")
+            meta["history"] = (history + "\n" if history else "") + f"{key}: {value}"
+    uncertainty = None
+    if std is not None:
+        uncertainty = StdDevUncertainty(std, unit=image.unit)
+    if image.kind == "map":
+        new = original._new_instance(data, meta, plot_settings=original.plot_settings,
+                                     mask=mask, uncertainty=uncertainty)
+        return new
+    kwargs = dict(mask=mask, uncertainty=uncertainty, wcs=original.wcs, meta=meta,
+                  unit=original.unit)
+    psf = getattr(original, "psf", None)
+    if psf is not None:
+        kwargs["psf"] = psf
+    return type(original)(data, **kwargs)

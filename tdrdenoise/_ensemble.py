@@ -1,0 +1,143 @@
+"""The Monte-Carlo dropout ensemble, tiled so that any image fits in memory.
+
+Every pass draws a new Bernoulli input mask over the whole image and new dropout
+masks, and looks at the image in one of the eight flips/transposes; the mean of the
+passes is the denoised image and their spread the per-pixel uncertainty.
+
+Large images are cut into tiles whose cores do not overlap but which carry a margin
+of context wider than half the network's receptive field, with tile origins on the
+network's pooling grid. Each output pixel is then computed from exactly the input an
+untiled pass would use, so tiles leave no seams and need no blending.
+"""
+import numpy as np
+import torch
+
+from ._progress import progress_bar
+
+__all__ = []
+
+#: Pooling grid of the network (2 ** number of max-pools).
+GRID = 32
+#: Half of the receptive field of the network (286 pixels), rounded up to the grid.
+RECEPTIVE_MARGIN = 160
+
+
+def _round_up(n, k=GRID):
+    return -(-n // k) * k
+
+
+def dihedral(x, k):
+    """The k-th of the eight flips/transposes of the last two axes of ``x``."""
+    if k & 4:
+        x = x.transpose(-1, -2)
+    if k & 1:
+        x = x.flip(-1)
+    if k & 2:
+        x = x.flip(-2)
+    return x
+
+
+def dihedral_inverse(x, k):
+    """Undo :func:`dihedral`."""
+    if k & 2:
+        x = x.flip(-2)
+    if k & 1:
+        x = x.flip(-1)
+    if k & 4:
+        x = x.transpose(-1, -2)
+    return x
+
+
+def pad_to_grid(z, valid):
+    """Reflect-pad a 2-D image (and its valid mask) to multiples of :data:`GRID`.
+
+    Returns the padded tensors and the slices that take the original back.
+    """
+    h, w = z.shape
+    ph, pw = _round_up(h) - h, _round_up(w) - w
+    if ph or pw:
+        mode = "reflect" if (ph < h and pw < w) else "replicate"
+        z = torch.nn.functional.pad(z[None, None], (0, pw, 0, ph), mode=mode)[0, 0]
+        valid = torch.nn.functional.pad(valid[None, None].float(), (0, pw, 0, ph),
+                                        mode=mode)[0, 0] > 0.5
+    return z, valid, (slice(0, h), slice(0, w))
+
+
+def tiled_apply(fn, z, m, tile_size, margin=RECEPTIVE_MARGIN):
+    """Apply ``fn(x, mask)`` to (H, W) tensors tile by tile.
+
+    H and W must be multiples of :data:`GRID`; ``tile_size`` and ``margin`` are
+    rounded up to it. With ``margin`` at least half the receptive field the result
+    equals ``fn(z, m)`` up to floating-point rounding.
+    """
+    h, w = z.shape
+    tile = _round_up(max(int(tile_size), GRID))
+    margin = _round_up(int(margin)) if margin else 0
+    if h <= tile + 2 * margin and w <= tile + 2 * margin:
+        return fn(z[None, None], m[None, None])[0, 0]
+    out = torch.empty_like(z)
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+            ya, xa = max(y0 - margin, 0), max(x0 - margin, 0)
+            yb, xb = min(y1 + margin, h), min(x1 + margin, w)
+            res = fn(z[None, None, ya:yb, xa:xb], m[None, None, ya:yb, xa:xb])
+            out[y0:y1, x0:x1] = res[0, 0, y0 - ya:y1 - ya, x0 - xa:x1 - xa]
+    return out
+
+
+def mc_ensemble(net, z, valid, *, n_predictions, keep_prob, generator, device,
+                tile_size, tta=True, progress=None):
+    """Mean and standard deviation of ``n_predictions`` dropout passes.
+
+    Parameters
+    ----------
+    net : SelfToSelfUNet
+    z : ndarray
+        Normalised image; values at invalid pixels are ignored.
+    valid : ndarray of bool
+        Pixels the network may see.
+    generator : torch.Generator
+        Source of the Bernoulli input masks (dropout uses the torch global RNG,
+        which the caller seeds).
+
+    Returns
+    -------
+    mean, std : ndarray (float32)
+        ``std`` is NaN everywhere when ``n_predictions`` is 1.
+    """
+    zt = torch.from_numpy(np.where(valid, z, 0).astype(np.float32))
+    vt = torch.from_numpy(np.asarray(valid))
+    zt, vt, crop = pad_to_grid(zt, vt)
+    total = torch.zeros(zt.shape, dtype=torch.float64)
+    total_sq = torch.zeros(zt.shape, dtype=torch.float64)
+
+    def fn(x, mask):
+        out = net(x.to(device), mask.to(device))
+        return out.float().cpu()
+
+    was_training = net.training
+    net.train()  # dropout on: the ensemble is over dropout masks
+    bar = progress_bar(n_predictions, "tdrdenoise predict", progress)
+    try:
+        with torch.inference_mode():
+            for k in range(n_predictions):
+                keep = torch.rand(zt.shape, generator=generator) < keep_prob
+                mask = (keep & vt).float()
+                t = k % 8 if tta else 0
+                pred = tiled_apply(fn, dihedral(zt, t), dihedral(mask, t), tile_size)
+                pred = dihedral_inverse(pred, t).double()
+                total += pred
+                total_sq += pred * pred
+                bar.update()
+    finally:
+        bar.close()
+        net.train(was_training)
+    mean = total / n_predictions
+    if n_predictions > 1:
+        var = (total_sq - n_predictions * mean * mean) / (n_predictions - 1)
+        std = var.clamp(min=0).sqrt()
+    else:
+        std = torch.full_like(mean, float("nan"))
+    return (mean[crop].numpy().astype(np.float32),
+            std[crop].numpy().astype(np.float32))
