@@ -94,7 +94,7 @@ def unpack(image, name="image"):
             f"{values.shape}. Pass a 2-D slice, e.g. data[0] for a cube.")
     # astype makes a native-endian, C-ordered copy: big-endian FITS data, integer
     # images and strided slices all end up the same.
-    dtype = values.dtype if values.dtype.kind == "f" else np.float64
+    dtype = values.dtype if values.dtype.kind == "f" else np.dtype(np.float64)
     data = np.array(values, dtype=dtype.newbyteorder("="), order="C", copy=True)
     invalid = ~np.isfinite(data)
     if mask is not None and mask is not np.ma.nomask:
@@ -112,7 +112,7 @@ def _fits_safe_insert(meta, key, short_key, value):
         meta[f"HIERARCH {key.upper()}"] = (short_key, "Shortened name for tdrdenoise step")
         meta[short_key] = value
     else:
-        meta[short_key.lower()] = value
+        meta[short_key] = value
 
 
 def repack(image, data, *, mask=None, std=None, provenance=None):

@@ -55,8 +55,9 @@ def tdr_denoise(image, model, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STEPS,
         A trained model (from :meth:`TDRModel.fit` or :meth:`TDRModel.load`), for
         images of the same kind and unit.
     R : float or `~astropy.units.Quantity`, optional
-        Restore threshold in the image unit (a Quantity is converted). ``np.inf``
-        (default) restores nothing, ``0`` returns the input values.
+        Restore threshold in the image unit (a Quantity is converted; an image
+        without a unit is taken to be in the model's unit). ``np.inf`` (default)
+        restores nothing, ``0`` returns the input values.
     fine_tune_steps : int, optional
         Fine-tuning steps on this image before predicting; 0 skips it.
     n_predictions : int, optional
@@ -106,8 +107,10 @@ def tdr_denoise(image, model, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STEPS,
     model._require_fitted("tdr_denoise")
     img = unpack(image, "image")
     _check_image(img, "image", min_valid=1)
-    threshold = _threshold(R, img.unit)
     model._unit_factor(img, "image")  # unit mismatch fails before any work
+    # an image without a unit is taken to be in the model's unit
+    unit = img.unit if img.unit is not None else model.unit
+    threshold = _threshold(R, unit)
     tuned = model.fine_tune(img.original, steps=fine_tune_steps, seed=seed,
                             progress=progress) if fine_tune_steps else model
     mean, std = tuned._predict_arrays(img, n_predictions, seed, tile_size, progress)
@@ -128,7 +131,7 @@ def tdr_denoise(image, model, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STEPS,
         n_valid = int(valid.sum())
         fraction = float(restored_mask.sum()) / n_valid
         name = model.path if model.path else "in-memory"
-        record = (f"R={_format_R(threshold, img.unit)}, model={name}, "
+        record = (f"R={_format_R(threshold, unit)}, model={name}, "
                   f"fingerprint={model.fingerprint}, n_predictions={int(n_predictions)}, "
                   f"fine_tune_steps={int(fine_tune_steps)}, seed={seed}")
         provenance = [("tdr_denoise", "TDRDENOI", record),

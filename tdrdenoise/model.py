@@ -36,7 +36,8 @@ def _noise_scale(data, invalid):
     """Robust noise estimate: MAD of neighbour differences, as a Gaussian sigma."""
     diffs = []
     for axis in (0, 1):
-        d = np.diff(data, axis=axis)
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = np.diff(data, axis=axis)
         ok = ~(np.diff(invalid, axis=axis) | np.delete(invalid, 0, axis=axis))
         diffs.append(d[ok])
     d = np.concatenate(diffs)
@@ -177,7 +178,8 @@ class TDRModel:
         return z, valid, factor
 
     # ------------------------------------------------------------------ training
-    def _train(self, z, valid, steps, seed, learning_rate, progress, desc, schedule=True):
+    def _train(self, z, valid, steps, seed, learning_rate, progress, desc, schedule=True,
+               callback=None):
         """Train the network on crops of one normalised image; returns the record."""
         rng = np.random.default_rng(seed)
         h, w = z.shape
@@ -235,6 +237,8 @@ class TDRModel:
                     losses.append(float(loss.detach()))
                     done += 1
                     bar.update()
+                    if callback is not None:
+                        callback(done)
         except KeyboardInterrupt:
             warnings.warn(f"training interrupted after {done} of {steps} steps; the model "
                           "keeps the weights learned so far", TDRUserWarning)
@@ -441,7 +445,7 @@ class TDRModel:
             "format": _FILE_MAGIC,
             "format_version": FILE_FORMAT_VERSION,
             "tdrdenoise_version": __version__,
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
             "architecture": dict(self.architecture),
             "keep_prob": self.keep_prob,
             "patch_size": self.patch_size,

@@ -1,0 +1,210 @@
+import copy
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import CCDData, NDData, StdDevUncertainty, VarianceUncertainty
+from astropy.wcs import WCS
+
+from tdrdenoise import TDRModel, tdr_denoise
+
+FAST = dict(fine_tune_steps=1, n_predictions=2, seed=0, progress=False)
+
+
+def make_wcs(shape):
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crpix = [shape[1] / 2, shape[0] / 2]
+    wcs.wcs.crval = [53.4, -36.14]
+    wcs.wcs.cdelt = [-1e-5, 1e-5]
+    return wcs
+
+
+def make_ccd(noisy, unit="G"):
+    header = fits.Header({"OBJECT": "NGC 1365", "EXPTIME": 10.0, "FILTER": "F555W"})
+    mask = np.zeros(noisy.shape, bool)
+    mask[3, 4] = True
+    return CCDData(noisy.copy(), unit=unit, mask=mask, meta=header, wcs=make_wcs(noisy.shape),
+                   uncertainty=StdDevUncertainty(np.full(noisy.shape, 0.3)))
+
+
+CONTAINERS = {
+    "ndarray": lambda a: a.copy(),
+    "masked": lambda a: np.ma.MaskedArray(a.copy(), mask=np.zeros(a.shape, bool)),
+    "quantity": lambda a: a * u.G,
+    "nddata": lambda a: NDData(a.copy(), unit="G"),
+    "ccddata": make_ccd,
+}
+
+
+@pytest.mark.parametrize("kind", CONTAINERS)
+def test_same_kind_back_input_untouched(kind, noisy, unit_model):
+    image = CONTAINERS[kind](noisy)
+    before = copy.deepcopy(image)
+    out = tdr_denoise(image, unit_model, R=0.2 * u.G, **FAST)
+    assert type(out) is type(image)
+    assert np.shape(getattr(out, "data", out)) == np.shape(getattr(image, "data", image))
+    assert out is not image
+    if kind in ("quantity", "nddata", "ccddata"):
+        assert out.unit == u.G
+    data_before = getattr(before, "data", before)
+    data_after = getattr(image, "data", image)
+    np.testing.assert_array_equal(np.asarray(data_after), np.asarray(data_before))
+    if kind == "ccddata":
+        np.testing.assert_array_equal(image.mask, before.mask)
+        assert dict(image.meta) == dict(before.meta)
+        assert "TDRDENOI" not in image.meta
+
+
+def test_ccddata_keeps_everything(noisy, unit_model):
+    ccd = make_ccd(noisy)
+    out, restored = tdr_denoise(ccd, unit_model, R=0.2 * u.G, return_restored_mask=True,
+                                **FAST)
+    for key in ("OBJECT", "EXPTIME", "FILTER"):
+        assert out.meta[key] == ccd.meta[key]
+    assert out.wcs.wcs.compare(ccd.wcs.wcs)
+    assert out.unit == u.G
+    # the mask: input mask OR restored pixels; the restored mask alone is returned too
+    np.testing.assert_array_equal(out.mask, ccd.mask | restored)
+    assert restored.any() and not restored.all()
+    # restored pixels carry the input values and the input uncertainty
+    np.testing.assert_array_equal(out.data[restored], ccd.data[restored])
+    assert isinstance(out.uncertainty, StdDevUncertainty)
+    np.testing.assert_array_equal(out.uncertainty.array[restored], 0.3)
+    # provenance, ccdproc style
+    assert out.meta["HIERARCH TDR_DENOISE"] == "TDRDENOI"
+    record = out.meta["TDRDENOI"]
+    assert "R=0.2 G" in record and f"fingerprint={unit_model.fingerprint}" in record
+    assert "n_predictions=2" in record and "fine_tune_steps=1" in record
+    valid = ~ccd.mask
+    assert out.meta["TDRRFRAC"] == pytest.approx(restored[valid].mean(), abs=1e-6)
+
+
+def test_ccddata_masked_pixel_untouched(noisy, unit_model):
+    ccd = make_ccd(noisy)
+    ccd.data[3, 4] = 1e6  # a cosmic ray, masked
+    out = tdr_denoise(ccd, unit_model, **FAST)
+    assert out.data[3, 4] == 1e6 and out.mask[3, 4]
+    assert out.uncertainty.array[3, 4] == 0.3
+
+
+def test_ccddata_fits_roundtrip(tmp_path, noisy, unit_model):
+    out = tdr_denoise(make_ccd(noisy), unit_model, R=0.2 * u.G, **FAST)
+    path = tmp_path / "out.fits"
+    out.write(path)
+    back = CCDData.read(path)
+    np.testing.assert_array_equal(back.data, out.data)
+    np.testing.assert_array_equal(back.mask, out.mask)
+    assert back.unit == u.G
+    assert back.header["TDRDENOI"] == out.meta["TDRDENOI"]
+    assert back.header["OBJECT"] == "NGC 1365"
+
+
+def test_uncertainty_is_ensemble_std(noisy, unit_model):
+    ccd = CCDData(noisy, unit="G")
+    out = tdr_denoise(ccd, unit_model, fine_tune_steps=0, n_predictions=3, seed=2,
+                      progress=False)
+    mean, std = unit_model.predict(ccd, n_predictions=3, seed=2, progress=False)
+    np.testing.assert_array_equal(out.data, mean)
+    np.testing.assert_array_equal(out.uncertainty.array, std)
+    assert not out.mask.any()
+    assert out.meta["TDRRFRAC"] == 0
+
+
+def test_restored_without_input_uncertainty_gets_noise_scale(noisy, unit_model):
+    out, restored = tdr_denoise(NDData(noisy, unit="G"), unit_model, R=0.1 * u.G,
+                                return_restored_mask=True, **FAST)
+    np.testing.assert_allclose(out.uncertainty.array[restored],
+                               unit_model.normalization["scale"])
+
+
+def test_variance_uncertainty_converted(noisy, unit_model):
+    ccd = CCDData(noisy, unit="G", uncertainty=VarianceUncertainty(np.full(noisy.shape, 4.0)))
+    out, restored = tdr_denoise(ccd, unit_model, R=0.1 * u.G, return_restored_mask=True,
+                                **FAST)
+    np.testing.assert_allclose(out.uncertainty.array[restored], 2.0)
+
+
+def test_R_zero_returns_input(noisy, tiny_model):
+    out = tdr_denoise(noisy, tiny_model, R=0, **FAST)
+    np.testing.assert_array_equal(out, noisy)
+
+
+def test_R_inf_is_the_ensemble_mean(noisy, tiny_model):
+    out = tdr_denoise(noisy, tiny_model, R=np.inf, fine_tune_steps=0, n_predictions=2,
+                      seed=1, progress=False)
+    mean, _ = tiny_model.predict(noisy, n_predictions=2, seed=1, progress=False)
+    np.testing.assert_array_equal(out, mean)
+
+
+def test_restore_bound_holds(noisy, tiny_model):
+    out = tdr_denoise(noisy, tiny_model, R=0.25, **FAST)
+    assert np.all(np.abs(out - noisy) <= 0.25)
+
+
+def test_R_in_other_unit(noisy, unit_model):
+    a = tdr_denoise(noisy * u.G, unit_model, R=0.2 * u.G, **FAST)
+    b = tdr_denoise(noisy * u.G, unit_model, R=0.02 * u.mT, **FAST)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_nan_stays_nan_and_masked(noisy, unit_model):
+    data = noisy.copy()
+    data[:6, :6] = np.nan  # off the limb
+    out, restored = tdr_denoise(CCDData(data, unit="G"), unit_model, R=0.2 * u.G,
+                                return_restored_mask=True, **FAST)
+    assert np.all(np.isnan(out.data[:6, :6]))
+    assert out.mask[:6, :6].all() and not restored[:6, :6].any()
+    assert np.all(np.isnan(out.uncertainty.array[:6, :6]))
+    assert np.all(np.isfinite(out.data[6:, 6:]))
+
+
+def test_masked_array_mask(noisy, tiny_model):
+    mask = np.zeros(noisy.shape, bool)
+    mask[5, :] = True
+    image = np.ma.MaskedArray(noisy, mask=mask)
+    out, restored = tdr_denoise(image, tiny_model, R=0.2, return_restored_mask=True, **FAST)
+    np.testing.assert_array_equal(out.mask, mask | restored)
+    np.testing.assert_array_equal(out.data[5], noisy[5])
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", np.int16, np.uint16])
+def test_dtypes(noisy, tiny_model, dtype):
+    image = (noisy * 100).astype(dtype) if np.dtype(dtype).kind in "iu" else noisy.astype(dtype)
+    if np.dtype(dtype).kind == "u":
+        image = (noisy * 100 + 500).astype(dtype)
+    model = tiny_model
+    if np.dtype(dtype).kind in "iu":
+        model = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(image, steps=1, seed=0,
+                                                                        progress=False)
+    out = tdr_denoise(image, model, **FAST)
+    assert out.dtype.kind == "f" and out.dtype.isnative
+    assert np.all(np.isfinite(out))
+
+
+def test_bad_model(noisy):
+    with pytest.raises(TypeError, match="model must be a TDRModel"):
+        tdr_denoise(noisy, "model.tdr")
+    with pytest.raises(RuntimeError, match="needs a trained model"):
+        tdr_denoise(noisy, TDRModel(device="cpu"))
+
+
+@pytest.mark.parametrize("R, error, match", [
+    (-1, ValueError, "non-negative"),
+    (np.nan, ValueError, "non-negative"),
+    (5 * u.s, u.UnitsError, "cannot be converted"),
+])
+def test_bad_R(noisy, unit_model, R, error, match):
+    with pytest.raises(error, match=match):
+        tdr_denoise(CCDData(noisy, unit="G"), unit_model, R=R, **FAST)
+
+
+def test_unit_mismatch(noisy, unit_model):
+    with pytest.raises(u.UnitsError, match="trained on images in 'G'"):
+        tdr_denoise(CCDData(noisy, unit="electron/s"), unit_model, **FAST)
+
+
+def test_wrong_dimensions(unit_model):
+    with pytest.raises(ValueError, match="2-D image"):
+        tdr_denoise(np.zeros((3, 32, 32)), unit_model)

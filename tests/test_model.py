@@ -1,0 +1,290 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from astropy import units as u
+from astropy.nddata import CCDData
+
+from tdrdenoise import TDRModel
+from tdrdenoise.model import FILE_FORMAT_VERSION
+
+from .conftest import smooth_field
+
+
+def mse(a, b):
+    return float(np.mean((np.asarray(a) - b) ** 2))
+
+
+def test_short_fit_lowers_mse(truth, noisy):
+    model = TDRModel(patch_size=32, batch_size=4, device="cpu").fit(
+        noisy, steps=80, seed=0, progress=False)
+    mean, std = model.predict(noisy, n_predictions=8, seed=0, progress=False)
+    assert mse(mean, truth) < 0.5 * mse(noisy, truth)
+    assert np.all(std > 0) and np.all(np.isfinite(std))
+
+
+def test_fit_records(noisy, tiny_model):
+    norm = tiny_model.normalization
+    assert norm["median"] == pytest.approx(np.median(noisy))
+    assert 0.2 < norm["scale"] < 0.6  # noise sigma is 0.3, the signal adds a little
+    assert tiny_model.unit is None
+    record = tiny_model.history[-1]
+    assert record["action"] == "fit" and record["steps"] == 3 and record["seed"] == 0
+    assert "trained 3 steps" in repr(tiny_model)
+
+
+def test_fit_is_reproducible(noisy):
+    a = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(noisy, steps=2, seed=5,
+                                                                 progress=False)
+    b = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(noisy, steps=2, seed=5,
+                                                                 progress=False)
+    c = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(noisy, steps=2, seed=6,
+                                                                 progress=False)
+    assert a.fingerprint == b.fingerprint != c.fingerprint
+
+
+def test_fit_stores_unit(unit_model):
+    assert unit_model.unit == u.G
+
+
+def test_fine_tune_leaves_base_unchanged(noisy, tiny_model):
+    before = tiny_model.fingerprint
+    n_history = len(tiny_model.history)
+    tuned = tiny_model.fine_tune(noisy[::-1], steps=2, seed=0)
+    assert tiny_model.fingerprint == before
+    assert len(tiny_model.history) == n_history
+    assert tuned.fingerprint != before
+    assert tuned.history[-1]["action"] == "fine_tune"
+    assert tuned.normalization == tiny_model.normalization
+    assert tiny_model.fine_tune(noisy, steps=0).fingerprint == before
+
+
+def test_predict_seeded(noisy, tiny_model):
+    a = tiny_model.predict(noisy, n_predictions=2, seed=3, progress=False)
+    b = tiny_model.predict(noisy, n_predictions=2, seed=3, progress=False)
+    c = tiny_model.predict(noisy, n_predictions=2, seed=4, progress=False)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_predict_quantity_in_input_unit(noisy, unit_model):
+    mean, std = unit_model.predict(noisy * u.G, n_predictions=2, seed=0, progress=False)
+    assert mean.unit == u.G and std.unit == u.G
+    mean_mt, std_mt = unit_model.predict((noisy * u.G).to(u.mT), n_predictions=2, seed=0,
+                                         progress=False)
+    assert mean_mt.unit == u.mT
+    np.testing.assert_allclose(mean_mt.to_value(u.G), mean.value, rtol=1e-5, atol=1e-5)
+
+
+def test_single_prediction_has_nan_std(noisy, tiny_model):
+    mean, std = tiny_model.predict(noisy, n_predictions=1, seed=0, progress=False)
+    assert np.all(np.isfinite(mean)) and np.all(np.isnan(std))
+
+
+def test_save_load_roundtrip(tmp_path, noisy, unit_model):
+    path = tmp_path / "model.tdr"
+    unit_model.save(path)
+    loaded = TDRModel.load(path, device="cpu")
+    assert loaded.fingerprint == unit_model.fingerprint
+    assert loaded.unit == u.G
+    assert loaded.normalization == unit_model.normalization
+    assert loaded.history == unit_model.history
+    assert loaded.path == str(path)
+    a = unit_model.predict(noisy * u.G, n_predictions=2, seed=1, progress=False)[0]
+    b = loaded.predict(noisy * u.G, n_predictions=2, seed=1, progress=False)[0]
+    np.testing.assert_array_equal(a, b)
+    assert not list(tmp_path.glob(".tdr-*"))  # no temporary file left behind
+
+
+def test_save_refuses_overwrite(tmp_path, tiny_model):
+    path = tmp_path / "model.tdr"
+    tiny_model.save(path)
+    with pytest.raises(OSError, match="exists"):
+        tiny_model.save(path)
+    tiny_model.save(path, overwrite=True)
+
+
+def test_save_untrained(tmp_path):
+    with pytest.raises(RuntimeError, match="needs a trained model"):
+        TDRModel(device="cpu").save(tmp_path / "m.tdr")
+
+
+def test_load_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        TDRModel.load(tmp_path / "nothing.tdr")
+
+
+def test_load_corrupt(tmp_path, tiny_model):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    bad = tmp_path / "bad.tdr"
+    bad.write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="not a readable tdrdenoise model"):
+        TDRModel.load(bad)
+    text = tmp_path / "text.tdr"
+    text.write_text("SIMPLE  =                    T")
+    with pytest.raises(ValueError, match="not a readable tdrdenoise model"):
+        TDRModel.load(text)
+
+
+def _resave(src, dst, **changes):
+    payload = torch.load(src, weights_only=True)
+    payload.update(changes)
+    torch.save(payload, dst)
+
+
+def test_load_other_kind_of_file(tmp_path, tiny_model):
+    path = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(ValueError, match="not a tdrdenoise model file"):
+        TDRModel.load(path)
+
+
+def test_load_newer_format(tmp_path, tiny_model):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    newer = tmp_path / "newer.tdr"
+    _resave(good, newer, format_version=FILE_FORMAT_VERSION + 1, tdrdenoise_version="9.0")
+    with pytest.raises(ValueError, match="upgrade tdrdenoise"):
+        TDRModel.load(newer)
+
+
+def test_load_mismatched_weights(tmp_path, tiny_model):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    wrong = tmp_path / "wrong.tdr"
+    _resave(good, wrong, architecture={"name": "self2self-unet", "width": 8, "dropout": 0.3})
+    with pytest.raises(ValueError, match="do not match"):
+        TDRModel.load(wrong)
+
+
+# ----------------------------------------------------------------- odd inputs
+
+
+@pytest.mark.parametrize("convert", [
+    lambda a: a.astype(">f8"),                       # big-endian FITS data
+    lambda a: (a * 1000).astype(np.int32),           # integer image
+    lambda a: np.pad(a, ((0, 0), (0, 10)))[:, ::1][:, 5:69].T.copy().T,  # strided copy
+    lambda a: np.stack([a, a])[1],                   # slice of a cube
+    lambda a: a[:45, :50],                           # not a multiple of 32
+])
+def test_odd_arrays_work(noisy, tiny_model, convert):
+    image = convert(noisy)
+    mean, std = tiny_model.predict(image, n_predictions=2, seed=0, progress=False)
+    assert mean.shape == image.shape and np.all(np.isfinite(mean))
+    assert mean.dtype.isnative
+
+
+def test_nan_pixels_excluded(noisy, tiny_model):
+    image = noisy.copy()
+    image[10:20, 10:20] = np.nan
+    image[0, :] = np.inf
+    mean, std = tiny_model.predict(image, n_predictions=2, seed=0, progress=False)
+    assert np.all(np.isnan(mean[10:20, 10:20])) and np.all(np.isinf(mean[0]))
+    assert np.all(np.isnan(std[10:20, 10:20]))
+    assert np.all(np.isfinite(mean[1:, :10]))
+    model = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(image, steps=2, seed=0,
+                                                                    progress=False)
+    assert np.isfinite(model.history[-1]["final_loss"])
+
+
+def test_masked_values_never_seen(noisy):
+    """Masked pixels influence neither training nor prediction, whatever their value."""
+    mask = np.zeros(noisy.shape, bool)
+    mask[20:30, 5:40] = True
+    a = np.ma.MaskedArray(np.where(mask, 0.0, noisy), mask=mask)
+    b = np.ma.MaskedArray(np.where(mask, 1e6, noisy), mask=mask)
+    ma = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(a, steps=3, seed=0,
+                                                                 progress=False)
+    mb = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(b, steps=3, seed=0,
+                                                                 progress=False)
+    assert ma.fingerprint == mb.fingerprint
+    pa = ma.predict(a, n_predictions=2, seed=0, progress=False)[0]
+    pb = ma.predict(b, n_predictions=2, seed=0, progress=False)[0]
+    np.testing.assert_array_equal(pa[~mask], pb[~mask])
+    np.testing.assert_array_equal(pb[mask], 1e6)
+
+
+def test_ccddata_mask_excluded(noisy, tiny_model):
+    mask = np.zeros(noisy.shape, bool)
+    mask[:, 7] = True  # a bad column
+    ccd = CCDData(np.where(mask, 5e4, noisy), unit="adu", mask=mask)
+    mean, _ = tiny_model.predict(ccd, n_predictions=2, seed=0, progress=False)
+    ref, _ = tiny_model.predict(np.ma.MaskedArray(noisy, mask), n_predictions=2, seed=0,
+                                progress=False)
+    np.testing.assert_array_equal(mean[~mask], ref[~mask])
+
+
+@pytest.mark.parametrize("image, error, match", [
+    (np.zeros((4, 32, 32)), ValueError, "must be a 2-D image"),
+    (np.zeros(100), ValueError, "must be a 2-D image"),
+    (np.zeros((8, 64)), ValueError, "at least 16 x 16"),
+    (np.full((32, 32), np.nan), ValueError, "no valid pixels"),
+    (np.ones((32, 32)), ValueError, "constant"),
+    (np.zeros((32, 32), complex), ValueError, "real numbers"),
+    ("image.fits", TypeError, "must be a CCDData"),
+    (np.ma.MaskedArray(np.ones((32, 32)), mask=np.ones((32, 32), bool)), ValueError,
+     "no valid pixels"),
+])
+def test_fit_bad_input(image, error, match):
+    with pytest.raises(error, match=match):
+        TDRModel(device="cpu").fit(image, steps=1, progress=False)
+
+
+def test_fit_bad_steps(noisy):
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        TDRModel(device="cpu").fit(noisy, steps=0)
+
+
+def test_too_few_valid_pixels():
+    image = np.full((32, 32), np.nan)
+    image[:5, :5] = np.random.default_rng(0).normal(size=(5, 5))
+    with pytest.raises(ValueError, match="only 25 valid pixels"):
+        TDRModel(device="cpu").fit(image, steps=1)
+
+
+def test_predict_untrained(noisy):
+    with pytest.raises(RuntimeError, match="call fit"):
+        TDRModel(device="cpu").predict(noisy)
+
+
+def test_predict_bad_n(noisy, tiny_model):
+    with pytest.raises(ValueError, match="n_predictions must be at least 1"):
+        tiny_model.predict(noisy, n_predictions=0)
+
+
+def test_predict_unit_mismatch(noisy, unit_model):
+    with pytest.raises(u.UnitsError, match="trained on images in 'G'"):
+        unit_model.predict(CCDData(noisy, unit="adu"), n_predictions=1)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"keep_prob": 1.0}, "keep_prob"),
+    ({"dropout": 1.0}, "dropout"),
+    ({"width": 0}, "width"),
+    ({"patch_size": 8}, "patch_size"),
+    ({"device": "tpu9"}, "device must be"),
+])
+def test_bad_constructor(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TDRModel(**kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+def test_cuda_missing_is_clear():
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        TDRModel(device="cuda")
+
+
+def test_auto_device():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert TDRModel().device.type == expected
+
+
+def test_small_image_smaller_than_patch():
+    image = smooth_field((20, 24)) + np.random.default_rng(0).normal(0, 0.2, (20, 24))
+    model = TDRModel(patch_size=64, batch_size=2, device="cpu").fit(image, steps=2, seed=0,
+                                                                    progress=False)
+    mean, _ = model.predict(image, n_predictions=2, seed=0, progress=False)
+    assert mean.shape == (20, 24)
