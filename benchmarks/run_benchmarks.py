@@ -1,0 +1,286 @@
+"""The speed and quality benchmark of tdrdenoise (issue: minutes on a laptop CPU).
+
+Protocol (../shared/data/synthetic, see its README): for every noise type, train a
+model with the package defaults on frame23, denoise frames 24-27 with the defaults of
+``tdr_denoise`` (per-image fine-tuning included), and compare with clean/. Also:
+
+- the same frames restored with R = (model noise estimate) / 2;
+- BM3D told the true noise sigma, when the ``bm3d`` package is installed;
+- the reference configuration of the paper (whole-image steps, learning rate 1e-4,
+  100-pass ensemble) trained for the same wall time as the defaults (sigma 0.1 only);
+- the default ensemble against a 100-pass ensemble of the same model (sigma 0.1);
+- a 4096 x 4096 float32 image (HMI full-disk size) denoised with the defaults: seconds
+  and peak memory.
+
+Run ``python benchmarks/run_benchmarks.py`` (about 30 minutes on 2 cores); it writes
+``benchmarks/results/benchmark.json``, ``benchmark.md`` and ``benchmark.rst``.
+``--quick`` runs a tiny smoke version of everything in a minute.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+from astropy.io import fits
+
+import tdrdenoise
+from tdrdenoise import TDRModel, restore, tdr_denoise
+from tdrdenoise.model import DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_STEPS
+
+HERE = Path(__file__).resolve().parent
+DATA = Path(os.environ.get("TDRDENOISE_DATA", HERE.parents[1] / "shared" / "data"))
+NOISES = ["gaussian_sigma0.1", "gaussian_sigma0.2", "poisson", "salt_pepper"]
+TEST_FRAMES = [24, 25, 26, 27]
+
+
+class PeakMemory:
+    """Peak resident memory of this process (sampled every 20 ms) within a block."""
+
+    def __enter__(self):
+        self._proc = psutil.Process()
+        self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+        self.gib = self.peak / 2**30
+
+
+def read(noise, frame):
+    return fits.getdata(DATA / "synthetic" / noise / f"frame{frame}.fits").astype(np.float64)
+
+
+def psnr(x, ref):
+    return float(10 * np.log10(1.0 / np.mean((np.asarray(x, float) - ref) ** 2)))
+
+
+def ssim(x, ref):
+    try:
+        from tdrdenoise.metrics import ssim as _ssim
+        return float(_ssim(x, ref, data_range=1.0))
+    except ImportError:  # metrics module not available: fall back to scikit-image if any
+        try:
+            from skimage.metrics import structural_similarity
+        except ImportError:
+            return float("nan")
+        return float(structural_similarity(np.asarray(x, float), ref, data_range=1.0))
+
+
+def bm3d_denoise(noisy, sigma):
+    try:
+        import bm3d
+    except ImportError:
+        return None
+    return bm3d.bm3d(noisy, sigma_psd=sigma)
+
+
+def run_noise(noise, args, rows, extra):
+    train = read(noise, 23)
+    model = TDRModel()
+    t0 = time.perf_counter()
+    with PeakMemory() as mem:
+        model.fit(train, steps=args.steps, seed=0, progress=False)
+    train_s = time.perf_counter() - t0
+    print(f"[{noise}] trained {args.steps} steps in {train_s:.0f} s", flush=True)
+    R = model.normalization["scale"] / 2
+    res = {k: [] for k in ("tdr", "tdr_R", "bm3d", "noisy")}
+    times = {"tdr": [], "bm3d": []}
+    peak = {"tdr": mem.gib, "bm3d": 0.0}
+    denoised24 = None
+    for frame in TEST_FRAMES[:args.frames]:
+        noisy, clean = read(noise, frame), read("clean", frame)
+        t0 = time.perf_counter()
+        with PeakMemory() as mem:
+            den = tdr_denoise(noisy, model, seed=frame, progress=False,
+                              n_predictions=args.n_predictions)
+        times["tdr"].append(time.perf_counter() - t0)
+        peak["tdr"] = max(peak["tdr"], mem.gib)
+        restored, _ = restore(noisy, den, R)
+        res["tdr"].append((psnr(den, clean), ssim(den, clean)))
+        res["tdr_R"].append((psnr(restored, clean), ssim(restored, clean)))
+        res["noisy"].append((psnr(noisy, clean), ssim(noisy, clean)))
+        if denoised24 is None:
+            denoised24 = den
+        sigma = float(np.std(noisy - clean))
+        t0 = time.perf_counter()
+        with PeakMemory() as mem:
+            b = bm3d_denoise(noisy, sigma) if not args.no_bm3d else None
+        if b is not None:
+            times["bm3d"].append(time.perf_counter() - t0)
+            peak["bm3d"] = max(peak["bm3d"], mem.gib)
+            res["bm3d"].append((psnr(b, clean), ssim(b, clean)))
+        print(f"[{noise}] frame{frame}: noisy {res['noisy'][-1][0]:.2f} dB, "
+              f"tdr {res['tdr'][-1][0]:.2f} dB, tdr R={R:.3f} {res['tdr_R'][-1][0]:.2f} dB"
+              + (f", bm3d {res['bm3d'][-1][0]:.2f} dB" if b is not None else ""),
+              flush=True)
+
+    def add(method, key, train_seconds, label=None):
+        if not res[key]:
+            return
+        p, s = np.mean(res[key], axis=0)
+        rows.append({"noise": noise, "method": label or method, "psnr_db": round(p, 2),
+                     "ssim": round(s, 4), "train_s": train_seconds,
+                     "denoise_s_per_frame": (round(float(np.mean(times[method])), 1)
+                                             if times.get(method) else None),
+                     "peak_mem_gib": round(peak.get(method, 0.0), 2) or None})
+
+    add("noisy", "noisy", None, "noisy input")
+    add("tdr", "tdr", round(train_s), "tdrdenoise R=inf")
+    add("tdr", "tdr_R", round(train_s), f"tdrdenoise R=sigma/2 ({R:.3f})")
+    add("bm3d", "bm3d", None, "BM3D (true sigma)")
+    return model, train_s, denoised24
+
+
+def reference_config(train_s, args, rows, extra):
+    """The paper's configuration (whole image, lr 1e-4, 100 passes) for equal time."""
+    noise = "gaussian_sigma0.1"
+    train, noisy, clean = read(noise, 23), read(noise, 24), read("clean", 24)
+    ref = TDRModel(patch_size=544, batch_size=1, learning_rate=1e-4)
+    probe = time.perf_counter()
+    ref.fit(train, steps=2, seed=0, progress=False)
+    per_step = (time.perf_counter() - probe) / 2
+    steps = max(1, int(train_s / per_step))
+    t0 = time.perf_counter()
+    ref.fit(train, steps=steps, seed=0, progress=False)
+    ref_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with PeakMemory() as mem:
+        mean, _ = ref.predict(noisy, n_predictions=args.reference_passes, seed=0,
+                              progress=False)
+    rows.append({"noise": noise, "method": f"reference config ({steps} whole-image steps, "
+                 f"{args.reference_passes} passes; frame24)",
+                 "psnr_db": round(psnr(mean, clean), 2), "ssim": round(ssim(mean, clean), 4),
+                 "train_s": round(ref_train),
+                 "denoise_s_per_frame": round(time.perf_counter() - t0, 1),
+                 "peak_mem_gib": round(mem.gib, 2)})
+    print(f"[reference] {steps} steps, {psnr(mean, clean):.2f} dB", flush=True)
+
+
+def ensemble_convergence(model, args, extra):
+    """Default ensemble vs a 100-pass ensemble of the same fine-tuned model (frame24)."""
+    noisy, clean = read("gaussian_sigma0.1", 24), read("clean", 24)
+    tuned = model.fine_tune(noisy, steps=DEFAULT_FINE_TUNE_STEPS, seed=24)
+    out = {}
+    for n in sorted({1, 4, args.n_predictions, args.reference_passes}):
+        t0 = time.perf_counter()
+        mean, _ = tuned.predict(noisy, n_predictions=n, seed=0, progress=False)
+        out[n] = {"psnr_db": round(psnr(mean, clean), 2),
+                  "seconds": round(time.perf_counter() - t0, 1)}
+        print(f"[ensemble] {n} passes: {out[n]['psnr_db']} dB", flush=True)
+    extra["ensemble_passes"] = out
+
+
+def full_disk(model, args, extra):
+    """Seconds and peak memory for a 4096 x 4096 float32 image with the defaults."""
+    size = args.full_disk_size
+    tile = read("gaussian_sigma0.1", 24).astype(np.float32)
+    image = np.tile(tile, (size // tile.shape[0] + 1, size // tile.shape[1] + 1))[:size, :size]
+    image = np.ascontiguousarray(image)
+    t0 = time.perf_counter()
+    with PeakMemory() as mem:
+        out = tdr_denoise(image, model, seed=0, progress=False, n_predictions=args.n_predictions)
+    seconds = time.perf_counter() - t0
+    assert out.shape == image.shape and np.isfinite(out).all()
+    extra["full_disk"] = {"shape": list(image.shape), "seconds": round(seconds, 1),
+                          "peak_mem_gib": round(mem.gib, 2),
+                          "n_predictions": args.n_predictions,
+                          "fine_tune_steps": DEFAULT_FINE_TUNE_STEPS}
+    print(f"[full disk] {size}x{size}: {seconds:.0f} s, peak {mem.gib:.2f} GiB", flush=True)
+
+
+def write_tables(rows, extra, out_dir):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cols = ["noise", "method", "psnr_db", "ssim", "train_s", "denoise_s_per_frame",
+            "peak_mem_gib"]
+    heads = ["noise", "method", "PSNR (dB)", "SSIM", "train (s)", "denoise (s/frame)",
+             "peak memory (GiB)"]
+    fmt = [[("" if r[c] is None else str(r[c])) for c in cols] for r in rows]
+    md = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    md += ["| " + " | ".join(f) + " |" for f in fmt]
+    widths = [max(len(h), *(len(f[i]) for f in fmt)) for i, h in enumerate(heads)]
+    sep = " ".join("=" * w for w in widths)
+    rst = [sep, " ".join(h.ljust(w) for h, w in zip(heads, widths)), sep]
+    rst += [" ".join((v or "..").ljust(w) for v, w in zip(f, widths)) for f in fmt]
+    rst.append(sep)
+    notes = []
+    if "ensemble_passes" in extra:
+        notes.append("Ensemble size on gaussian_sigma0.1 frame24 (same fine-tuned model): " +
+                     ", ".join(f"{n} passes {v['psnr_db']} dB ({v['seconds']} s)"
+                               for n, v in extra["ensemble_passes"].items()) + ".")
+    if "full_disk" in extra:
+        fd = extra["full_disk"]
+        notes.append(f"{fd['shape'][0]} x {fd['shape'][1]} float32 image with the defaults "
+                     f"({fd['fine_tune_steps']} fine-tune steps, {fd['n_predictions']} "
+                     f"passes): {fd['seconds']} s, peak memory {fd['peak_mem_gib']} GiB.")
+    notes.append(f"Machine: {extra['machine']}.")
+    (out_dir / "benchmark.md").write_text("\n".join(md + [""] + notes) + "\n")
+    (out_dir / "benchmark.rst").write_text("\n".join(rst + [""] + notes) + "\n")
+    tmp = out_dir / "benchmark.json.tmp"
+    tmp.write_text(json.dumps({"rows": rows, **extra}, indent=1))
+    os.replace(tmp, out_dir / "benchmark.json")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--n-predictions", type=int, default=DEFAULT_N_PREDICTIONS)
+    parser.add_argument("--frames", type=int, default=4, help="test frames per noise (1-4)")
+    parser.add_argument("--noises", nargs="+", default=NOISES)
+    parser.add_argument("--reference-passes", type=int, default=100)
+    parser.add_argument("--full-disk-size", type=int, default=4096)
+    parser.add_argument("--no-bm3d", action="store_true")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["reference", "ensemble", "full_disk"])
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 5 steps, 1 frame, small full-disk image")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.frames, args.reference_passes = 5, 1, 3
+        args.full_disk_size, args.n_predictions = 1024, 2
+    if not DATA.is_dir():
+        print(f"no benchmark data at {DATA} (set TDRDENOISE_DATA)", file=sys.stderr)
+        return 2
+    extra = {"tdrdenoise_version": tdrdenoise.__version__, "torch": torch.__version__,
+             "threads": torch.get_num_threads(),
+             "machine": f"{platform.processor() or platform.machine()}, "
+                        f"{psutil.cpu_count()} cores, torch {torch.__version__}, "
+                        f"{torch.get_num_threads()} threads",
+             "command": " ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
+             "steps": args.steps, "n_predictions": args.n_predictions}
+    rows = []
+    models = {}
+    for noise in args.noises:
+        models[noise] = run_noise(noise, args, rows, extra)
+        write_tables(rows, extra, args.out)
+    model, train_s, _ = models.get("gaussian_sigma0.1", next(iter(models.values())))
+    if "ensemble" not in args.skip:
+        ensemble_convergence(model, args, extra)
+    if "full_disk" not in args.skip:
+        full_disk(model, args, extra)
+    if "reference" not in args.skip:
+        reference_config(train_s, args, rows, extra)
+    write_tables(rows, extra, args.out)
+    print((args.out / "benchmark.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

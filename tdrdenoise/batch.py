@@ -1,0 +1,369 @@
+"""Denoise many files: one model, one call, sequentially or over a dask cluster.
+
+:func:`denoise_files` reads each FITS file, denoises it with :func:`~tdrdenoise.tdr_denoise`
+and writes the result in the CCDData layout next to the others in ``output_dir``. A bad
+file never stops the run: every file gets a status in the returned table. Re-running
+the same call skips the files already done, so an interrupted job simply resumes.
+:func:`denoise_collection` does the same for a ccdproc
+`~ccdproc.ImageFileCollection`.
+"""
+import os
+import tempfile
+import time
+
+import numpy as np
+from astropy.table import Table
+
+from ._progress import progress_bar
+from .io import output_path, read_image, write_image
+from .model import TDRModel
+
+__all__ = ["denoise_files", "denoise_collection"]
+
+_COLUMNS = ("input", "output", "status", "restored_fraction", "seconds", "error")
+
+#: Models rebuilt on a dask worker, by key, so each worker loads a model only once.
+_WORKER_MODELS = {}
+
+
+def _plan(files, output_dir, suffix):
+    """(input, output, reason-to-fail-or-None) for each file, in order."""
+    files = [os.fspath(f) for f in files]
+    inputs = {os.path.abspath(f) for f in files}
+    seen = {}
+    plan = []
+    for f in files:
+        out = output_path(f, output_dir, suffix)
+        key = os.path.abspath(out)
+        problem = None
+        if key in inputs:
+            problem = (f"the output name {out} is an input file; use another output_dir "
+                       "or a non-empty suffix")
+        elif key in seen:
+            problem = f"the output name {out} is also the output of {seen[key]}"
+        else:
+            seen[key] = f
+        plan.append((f, out, problem))
+    return plan
+
+
+def _record(path, out, status, fraction=np.nan, seconds=0.0, error=""):
+    return {"input": path, "output": out, "status": status,
+            "restored_fraction": fraction, "seconds": round(float(seconds), 3),
+            "error": error}
+
+
+def _denoise_one(path, out, model, R, hdu, unit, overwrite, skip_existing, inputs,
+                 denoise_kwargs):
+    """Denoise one file; returns a record and never raises an Exception."""
+    from .denoise import tdr_denoise
+
+    t0 = time.perf_counter()
+    if os.path.exists(out) and not overwrite:
+        if skip_existing:
+            return _record(path, out, "skipped", error="output exists")
+        return _record(path, out, "failed", error=f"{out} exists (pass overwrite=True)")
+    try:
+        ccd = read_image(path, hdu=hdu, unit=unit)
+        result = tdr_denoise(ccd, model, R=R, **denoise_kwargs)
+        write_image(result, out, overwrite=overwrite, inputs=inputs)
+        fraction = float(result.meta.get("TDRRFRAC", np.nan))
+        return _record(path, out, "done", fraction, time.perf_counter() - t0)
+    except Exception as exc:  # one bad file must not stop the others
+        return _record(path, out, "failed", seconds=time.perf_counter() - t0,
+                       error=f"{type(exc).__name__}: {exc}")
+
+
+def _model_payload(model):
+    """The model as (key, bytes of its .tdr file, name to record in provenance)."""
+    folder = tempfile.mkdtemp(prefix="tdrdenoise-")
+    tmp = os.path.join(folder, "model.tdr")
+    try:
+        path = model.path
+        model.save(tmp)
+        model.path = path  # save() points it at the temporary file
+        with open(tmp, "rb") as fh:
+            blob = fh.read()
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        os.rmdir(folder)
+    return {"key": model.fingerprint, "bytes": blob, "name": model.path}
+
+
+def _worker_model(payload, device):
+    """Rebuild (once per worker process) the model sent by :func:`_model_payload`."""
+    key = (payload["key"], str(device))
+    model = _WORKER_MODELS.get(key)
+    if model is None:
+        fd, tmp = tempfile.mkstemp(prefix="tdrdenoise-", suffix=".tdr")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload["bytes"])
+            model = TDRModel.load(tmp, device=device)
+        finally:
+            os.unlink(tmp)
+        model.path = payload["name"]
+        _WORKER_MODELS[key] = model
+    return model
+
+
+def _denoise_remote(path, out, payload, device, R, hdu, unit, overwrite, skip_existing,
+                    inputs, denoise_kwargs):
+    """Task run on a dask worker."""
+    try:
+        model = _worker_model(payload, device)
+    except Exception as exc:
+        return _record(path, out, "failed",
+                       error=f"cannot rebuild the model on the worker: "
+                             f"{type(exc).__name__}: {exc}")
+    return _denoise_one(path, out, model, R, hdu, unit, overwrite, skip_existing, inputs,
+                        denoise_kwargs)
+
+
+def _table(records, R):
+    table = Table(rows=[[r[c] for c in _COLUMNS] for r in records] or None,
+                  names=_COLUMNS,
+                  dtype=[str, str, str, float, float, str])
+    table["seconds"].unit = "s"
+    status = list(table["status"])
+    table.meta.update({"R": str(R), "n_done": status.count("done"),
+                       "n_skipped": status.count("skipped"),
+                       "n_failed": status.count("failed")})
+    return table
+
+
+def denoise_files(files, model, R=np.inf, output_dir=None, client=None, suffix="_tdr",
+                  overwrite=False, skip_existing=True, hdu=None, unit=None, progress=None,
+                  device="auto", **denoise_kwargs):
+    """Denoise many FITS files with one model; sequentially or on a dask cluster.
+
+    Each file is read with :func:`~tdrdenoise.io.read_image`, denoised and restored
+    with :func:`~tdrdenoise.tdr_denoise` and written with
+    :func:`~tdrdenoise.io.write_image` (CCDData layout: data, ``MASK`` and ``UNCERT``
+    extensions, every original header card kept, plus the ``TDRDENOI`` and
+    ``TDRRFRAC`` provenance cards) to ``output_dir/<name><suffix>.fits``.
+
+    - An input file is never overwritten, and every output is written atomically.
+    - Outputs that already exist are skipped (``skip_existing``), so running the
+      same call again after an interruption finishes the job.
+    - A file that cannot be read, denoised or written is reported as ``"failed"``
+      with its error message; the other files go on.
+
+    With a `dask.distributed.Client`, the model is sent to every worker once
+    (``client.scatter(..., broadcast=True)``) and the files are spread over the
+    workers, one task per file; each worker reads and writes its files itself, so
+    ``output_dir`` must be reachable from the workers (a shared file system for a
+    multi-machine cluster).
+
+    Parameters
+    ----------
+    files : iterable of str or path-like
+        Input FITS files.
+    model : `~tdrdenoise.TDRModel`
+        A trained model.
+    R : float or `~astropy.units.Quantity`, optional
+        Restore threshold, in the unit of the images (a Quantity is converted);
+        ``np.inf`` restores nothing.
+    output_dir : str or path-like, optional
+        Output folder, created if needed. By default each output goes next to its
+        input.
+    client : `dask.distributed.Client`, optional
+        Spread the files over this client's workers; None works sequentially.
+    suffix : str, optional
+        Appended to the input name stem to make the output name.
+    overwrite : bool, optional
+        Replace existing outputs (never inputs).
+    skip_existing : bool, optional
+        Report existing outputs as ``"skipped"`` instead of ``"failed"`` (when
+        ``overwrite`` is False).
+    hdu : int or str, optional
+        HDU to read in every file; by default the first 2-D image.
+    unit : str or `~astropy.units.UnitBase`, optional
+        Unit of the images, overriding ``BUNIT``.
+    progress : bool or None, optional
+        A progress bar over the files; None shows it only on a terminal.
+    device : str, optional
+        Device of the model on dask workers (``"auto"``, ``"cpu"``, ``"cuda"``);
+        sequential runs use the model's own device.
+    **denoise_kwargs
+        Passed to :func:`~tdrdenoise.tdr_denoise`: ``fine_tune_steps``,
+        ``n_predictions``, ``seed``, ``tile_size``, ``progress`` (of each file's
+        fine-tuning and prediction; default False).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        One row per input file, in input order, with columns ``input``, ``output``,
+        ``status`` (``"done"``, ``"skipped"`` or ``"failed"``),
+        ``restored_fraction`` (fraction of valid pixels restored; NaN unless done),
+        ``seconds`` and ``error`` (empty unless failed). ``meta`` holds the counts
+        ``n_done``, ``n_skipped`` and ``n_failed``.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a `~tdrdenoise.TDRModel`, or ``denoise_kwargs`` holds an
+        unknown argument.
+    RuntimeError
+        If ``model`` is not trained.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from astropy.nddata import CCDData
+    >>> from tdrdenoise import TDRModel
+    >>> from tdrdenoise.batch import denoise_files
+    >>> folder = tempfile.mkdtemp()
+    >>> rng = np.random.default_rng(0)
+    >>> files = []
+    >>> for i in range(2):
+    ...     files.append(os.path.join(folder, f"frame{i}.fits"))
+    ...     CCDData(rng.normal(size=(32, 32)), unit="adu").write(files[-1])
+    >>> model = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(
+    ...     CCDData.read(files[0]), steps=2, seed=0, progress=False)
+    >>> table = denoise_files(files, model, R=1.0, output_dir=os.path.join(folder, "out"),
+    ...                       fine_tune_steps=0, n_predictions=2, seed=0, progress=False)
+    >>> list(table["status"])
+    ['done', 'done']
+    >>> table = denoise_files(files, model, output_dir=os.path.join(folder, "out"),
+    ...                       progress=False)
+    >>> list(table["status"])
+    ['skipped', 'skipped']
+    """
+    if not isinstance(model, TDRModel):
+        raise TypeError(f"model must be a TDRModel; got {type(model).__name__}")
+    model._require_fitted("denoise_files")
+    allowed = {"fine_tune_steps", "n_predictions", "seed", "tile_size", "progress"}
+    unknown = set(denoise_kwargs) - allowed
+    if unknown:
+        raise TypeError(f"denoise_files got unexpected argument(s) {sorted(unknown)}; "
+                        f"tdr_denoise options are {sorted(allowed)}")
+    denoise_kwargs.setdefault("progress", False)
+    plan = _plan(list(files), output_dir, suffix)
+    inputs = tuple(p for p, _, _ in plan)
+    if output_dir is not None:
+        os.makedirs(os.fspath(output_dir), exist_ok=True)
+    records = [None] * len(plan)
+    todo = []
+    for i, (path, out, problem) in enumerate(plan):
+        if problem:
+            records[i] = _record(path, out, "failed", error=problem)
+        else:
+            todo.append(i)
+    bar = progress_bar(len(todo), "tdrdenoise files", progress)
+    bar.unit = "file"
+    try:
+        if client is None:
+            for i in todo:
+                path, out, _ = plan[i]
+                records[i] = _denoise_one(path, out, model, R, hdu, unit, overwrite,
+                                          skip_existing, inputs, denoise_kwargs)
+                bar.update()
+        else:
+            _run_on_client(client, model, plan, todo, records, bar, device, R, hdu, unit,
+                           overwrite, skip_existing, inputs, denoise_kwargs)
+    finally:
+        bar.close()
+    return _table(records, R)
+
+
+def _run_on_client(client, model, plan, todo, records, bar, device, R, hdu, unit,
+                   overwrite, skip_existing, inputs, denoise_kwargs):
+    from distributed import as_completed
+
+    if not todo:
+        return
+    payload = client.scatter(_model_payload(model), broadcast=True)
+    futures = {}
+    for i in todo:
+        path, out, _ = plan[i]
+        future = client.submit(_denoise_remote, path, out, payload, device, R, hdu, unit,
+                               overwrite, skip_existing, inputs, denoise_kwargs,
+                               pure=False, key=f"tdrdenoise-{i}-{os.path.basename(path)}"
+                                               f"-{time.time_ns()}")
+        futures[future] = i
+    try:
+        for future in as_completed(list(futures)):
+            i = futures[future]
+            path, out, _ = plan[i]
+            try:
+                records[i] = future.result()
+            except Exception as exc:  # the task itself died (worker lost, ...)
+                records[i] = _record(path, out, "failed",
+                                     error=f"{type(exc).__name__}: {exc}")
+            bar.update()
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+
+
+def denoise_collection(collection, model, R=np.inf, output_dir=None, filters=None,
+                       **kwargs):
+    """Denoise the files of a ccdproc `~ccdproc.ImageFileCollection`.
+
+    The files are those of ``collection`` that pass ``filters`` (keyword values, as
+    in `ccdproc.ImageFileCollection.files_filtered`); they are handed to
+    :func:`denoise_files`. Unless ``hdu`` is given, a collection built with
+    ``ext=N`` (N > 0) reads HDU N of each file.
+
+    Parameters
+    ----------
+    collection : `ccdproc.ImageFileCollection`
+        The files.
+    model : `~tdrdenoise.TDRModel`
+        A trained model.
+    R : float or `~astropy.units.Quantity`, optional
+        Restore threshold (see :func:`denoise_files`).
+    output_dir : str or path-like, optional
+        Output folder; by default next to each input.
+    filters : dict, optional
+        Header keyword values selecting files, e.g. ``{"filter": "F555W"}``.
+    **kwargs
+        Passed to :func:`denoise_files` (``client``, ``suffix``, ``overwrite``,
+        ``n_predictions``, ...).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        As :func:`denoise_files`.
+
+    Raises
+    ------
+    TypeError
+        If ``collection`` is not an ImageFileCollection.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from astropy.nddata import CCDData
+    >>> from ccdproc import ImageFileCollection
+    >>> from tdrdenoise import TDRModel
+    >>> from tdrdenoise.batch import denoise_collection
+    >>> folder = tempfile.mkdtemp()
+    >>> rng = np.random.default_rng(0)
+    >>> for i, band in enumerate(["V", "V", "R"]):
+    ...     ccd = CCDData(rng.normal(size=(32, 32)), unit="adu", meta={"FILTER": band})
+    ...     ccd.write(os.path.join(folder, f"frame{i}.fits"))
+    >>> model = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(
+    ...     ccd, steps=2, seed=0, progress=False)
+    >>> collection = ImageFileCollection(folder)
+    >>> table = denoise_collection(collection, model, R=1.0, filters={"filter": "V"},
+    ...                            output_dir=os.path.join(folder, "out"),
+    ...                            fine_tune_steps=0, n_predictions=2, progress=False)
+    >>> [os.path.basename(name) for name in table["output"]]
+    ['frame0_tdr.fits', 'frame1_tdr.fits']
+    """
+    from ccdproc import ImageFileCollection
+
+    if not isinstance(collection, ImageFileCollection):
+        raise TypeError(f"collection must be a ccdproc ImageFileCollection; got "
+                        f"{type(collection).__name__} (use denoise_files for a list of "
+                        "file names)")
+    files = collection.files_filtered(include_path=True, **(filters or {}))
+    files = [] if files is None else list(files)
+    if kwargs.get("hdu") is None and getattr(collection, "ext", 0) not in (0, None):
+        kwargs["hdu"] = collection.ext
+    return denoise_files(files, model, R=R, output_dir=output_dir, **kwargs)

@@ -1,0 +1,425 @@
+"""Paper-style figures of a denoising result (matplotlib, an optional dependency).
+
+Each function draws one figure and returns the `~matplotlib.figure.Figure`; pass
+``fig=`` to draw into a figure of your own (it is cleared first). matplotlib is
+imported only when a function is called.
+
+- :func:`plot_comparison`: image, denoised, residual and SNR panels (WCS axes when
+  the image carries a WCS).
+- :func:`plot_scatter`: density of denoised against initial values, the linear fit
+  and y = x.
+- :func:`plot_histograms`: pixel histograms with their Gaussian fits.
+- :func:`plot_power_spectra`: azimuthally averaged spectra and the deviation
+  frequency.
+- :func:`plot_r_sweep`: the table of :func:`tdrdenoise.metrics.r_sweep`.
+"""
+import numpy as np
+from astropy import units as u
+
+from ._containers import unpack
+from .metrics import (FREQUENCY_UNIT, _deviation, _filled, _images, _linear_fit,
+                      _noise_fit, _spectrum, snr_map)
+
+__all__ = ["plot_comparison", "plot_scatter", "plot_histograms", "plot_power_spectra",
+           "plot_r_sweep"]
+
+# pytest-doctestplus: the examples need matplotlib
+__doctest_requires__ = {("plot_*",): ["matplotlib"]}
+
+
+def _pyplot():
+    """matplotlib.pyplot, or an ImportError that says how to get it."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("tdrdenoise.visualization needs matplotlib: "
+                          "pip install matplotlib") from exc
+    return plt
+
+
+def _figure(fig, figsize):
+    """A cleared ``fig``, or a new pyplot figure of ``figsize``."""
+    plt = _pyplot()
+    if fig is None:
+        return plt.figure(figsize=figsize)
+    fig.clear()
+    return fig
+
+
+def _wcs_of(image):
+    """The celestial WCS an image carries (CCDData/NDData/Map), or None."""
+    wcs = getattr(unpack(image, "image").original, "wcs", None)
+    if wcs is None or getattr(wcs, "naxis", 2) != 2:
+        return None
+    return wcs
+
+
+def _unit_label(unit):
+    return f" [{unit.to_string('latex_inline')}]" if unit is not None else ""
+
+
+def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="linear",
+                    percent=99.5, cmap="gray", snr=True, noise=None):
+    """Image, denoised, (reference), residual and SNR panels side by side.
+
+    The image panels share one normalisation (from ``initial``); the residual
+    ``initial − denoised`` is shown on a symmetric diverging scale; the SNR panel is
+    :func:`tdrdenoise.metrics.snr_map` with a contour at SNR = 3. When ``initial``
+    carries a WCS (CCDData, NDData or sunpy Map), the panels are WCS axes.
+
+    Parameters
+    ----------
+    initial, denoised : CCDData, NDData, sunpy Map, Quantity or array-like
+        The noisy image and its denoised version.
+    reference : CCDData, NDData, sunpy Map, Quantity or array-like, optional
+        A clean reference, shown as an extra panel.
+    fig : `~matplotlib.figure.Figure`, optional
+        Figure to draw into (cleared); default a new one.
+    stretch : str, optional
+        Stretch of the image panels for `astropy.visualization.simple_norm`
+        (``"linear"``, ``"asinh"``, ``"sqrt"``, ``"log"``, ...).
+    percent : float, optional
+        Percentage of pixels inside the colour range.
+    cmap : str, optional
+        Colour map of the image panels.
+    snr : bool, optional
+        Draw the SNR panel.
+    noise : float or `~astropy.units.Quantity`, optional
+        Noise of ``initial`` for the SNR (see :func:`~tdrdenoise.metrics.snr_map`).
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    ValueError
+        If the shapes differ or no pixel is valid in all images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tdrdenoise.visualization import plot_comparison
+    >>> noisy = np.random.default_rng(0).normal(size=(32, 32))
+    >>> fig = plot_comparison(noisy, 0.5 * noisy)
+    >>> [ax.get_title() for ax in fig.axes[:4]]
+    ['initial', 'denoised', 'residual (initial - denoised)', 'SNR of denoised']
+    """
+    _pyplot()
+    from astropy.visualization import simple_norm
+
+    named = [(initial, "initial"), (denoised, "denoised")]
+    if reference is not None:
+        named.append((reference, "reference"))
+    arrays, valid, unit = _images(*named)
+    shown = [np.where(valid, x, np.nan) for x in arrays]
+    panels = [(name, data) for (_, name), data in zip(named, shown)]
+    n = len(panels) + 1 + bool(snr)
+    fig = _figure(fig, (3.6 * n, 3.6))
+    wcs = _wcs_of(initial)
+    norm = simple_norm(shown[0][valid], stretch, percent=percent)
+    res = shown[0] - shown[1]
+    lim = float(np.nanpercentile(np.abs(res), percent)) or 1.0
+    axes = [fig.add_subplot(1, n, i + 1, projection=wcs) for i in range(n)]
+    for ax, (name, data) in zip(axes, panels):
+        im = ax.imshow(data, origin="lower", cmap=cmap, norm=norm, interpolation="nearest")
+        ax.set_title(name)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=_unit_label(unit).strip())
+    ax = axes[len(panels)]
+    im = ax.imshow(res, origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim,
+                   interpolation="nearest")
+    ax.set_title("residual (initial - denoised)")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=_unit_label(unit).strip())
+    if snr:
+        ax = axes[-1]
+        s = np.where(valid, snr_map(initial, denoised, noise=noise), np.nan)
+        im = ax.imshow(s, origin="lower", cmap="viridis", vmin=0,
+                       vmax=max(float(np.nanpercentile(s, percent)), 3.0),
+                       interpolation="nearest")
+        ax.contour(np.nan_to_num(s), levels=[3.0], colors="white", linewidths=0.6)
+        ax.set_title("SNR of denoised")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if wcs is None:
+        for ax in axes:
+            ax.set_xlabel("x [pix]")
+        axes[0].set_ylabel("y [pix]")
+    fig.tight_layout()
+    return fig
+
+
+def plot_scatter(initial, denoised, *, fig=None, bins=200, limits=None):
+    """Density of denoised against initial pixel values, with the linear fit and y = x.
+
+    Parameters
+    ----------
+    initial, denoised : CCDData, NDData, sunpy Map, Quantity or array-like
+        The noisy image and its denoised version.
+    fig : `~matplotlib.figure.Figure`, optional
+        Figure to draw into (cleared); default a new one.
+    bins : int, optional
+        Bins of the 2-D histogram along each axis.
+    limits : (float, float) or `~astropy.units.Quantity`, optional
+        Value range of both axes, in the image unit; default the 0.1 and 99.9
+        percentiles of ``initial``.
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    ValueError
+        If the shapes differ, no pixel is valid in both, or ``initial`` is constant.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tdrdenoise.visualization import plot_scatter
+    >>> noisy = np.random.default_rng(0).normal(size=(32, 32))
+    >>> fig = plot_scatter(noisy, 0.5 * noisy)
+    >>> fig.axes[0].get_xlabel()
+    'initial'
+    """
+    _pyplot()
+    from matplotlib.colors import LogNorm
+
+    (a, d), valid, unit = _images((initial, "initial"), (denoised, "denoised"))
+    x, y = a[valid], d[valid]
+    slope, intercept = _linear_fit(x, y)
+    if limits is None:
+        lo, hi = np.percentile(x, [0.1, 99.9])
+    else:
+        lo, hi = (u.Quantity(limits).to_value(unit) if isinstance(limits, u.Quantity)
+                  else limits)
+    if not hi > lo:
+        lo, hi = float(x.min()) - 0.5, float(x.max()) + 0.5
+    fig = _figure(fig, (5.0, 4.4))
+    ax = fig.add_subplot(1, 1, 1)
+    _, _, _, im = ax.hist2d(x, y, bins=bins, range=[[lo, hi], [lo, hi]], norm=LogNorm(),
+                            cmap="viridis")
+    line = np.array([lo, hi])
+    ax.plot(line, line, "k--", lw=1, label="y = x")
+    ax.plot(line, slope * line + intercept, "r-", lw=1.2,
+            label=f"fit: slope {slope:.3f}, intercept {intercept:.3g}")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel("initial" + _unit_label(unit))
+    ax.set_ylabel("denoised" + _unit_label(unit))
+    ax.legend(loc="upper left", fontsize="small")
+    fig.colorbar(im, ax=ax, label="pixels")
+    fig.tight_layout()
+    return fig
+
+
+def plot_histograms(initial, denoised, range=None, *, center=0, reference=None, fig=None,
+                    bins=None, log=False):
+    """Pixel histograms of the images with the Gaussian fits of the noise level.
+
+    The histograms and fits are those of :func:`tdrdenoise.metrics.noise_level`
+    with the same window (``center ± range``) for every image.
+
+    Parameters
+    ----------
+    initial, denoised : CCDData, NDData, sunpy Map, Quantity or array-like
+        The noisy image and its denoised version.
+    range, center : optional
+        Histogram window, as in :func:`~tdrdenoise.metrics.noise_level`.
+    reference : CCDData, NDData, sunpy Map, Quantity or array-like, optional
+        A clean reference, histogrammed too.
+    fig : `~matplotlib.figure.Figure`, optional
+        Figure to draw into (cleared); default a new one.
+    bins : int, optional
+        Number of bins; default as in :func:`~tdrdenoise.metrics.noise_level`.
+    log : bool, optional
+        Logarithmic count axis.
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    ValueError
+        If the shapes differ or a window holds too few pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tdrdenoise.visualization import plot_histograms
+    >>> noisy = np.random.default_rng(0).normal(size=(64, 64))
+    >>> fig = plot_histograms(noisy, 0.5 * noisy, range=3.0)
+    >>> len(fig.axes[0].get_lines())  # one Gaussian fit per image
+    2
+    """
+    _pyplot()
+    named = [(initial, "initial"), (denoised, "denoised")]
+    if reference is not None:
+        named.append((reference, "reference"))
+    arrays, valid, unit = _images(*named)
+    fig = _figure(fig, (5.6, 4.0))
+    ax = fig.add_subplot(1, 1, 1)
+    u_text = f" {unit.to_string()}" if unit is not None else ""
+    for (_, name), data, color in zip(named, arrays, ("C0", "C1", "C2")):
+        sigma, model, counts, edges = _noise_fit(data, valid, unit, range, center, bins)
+        ax.stairs(counts, edges, color=color, alpha=0.8)
+        x = np.linspace(edges[0], edges[-1], 400)
+        ax.plot(x, model(x), color=color, ls="--", label=f"{name}: σ = {sigma:.3g}{u_text}")
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("pixel value" + _unit_label(unit))
+    ax.set_ylabel("pixels per bin")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_power_spectra(initial, denoised, *, reference=None, tolerance=0.1, window=None,
+                       fig=None):
+    """Azimuthally averaged power spectra, their ratio and the deviation frequency.
+
+    The upper panel shows the spectra of :func:`tdrdenoise.metrics.power_spectrum`,
+    the lower one ``P_denoised / P_initial`` with the tolerance band; a vertical line
+    marks :func:`tdrdenoise.metrics.deviation_frequency`.
+
+    Parameters
+    ----------
+    initial, denoised : CCDData, NDData, sunpy Map, Quantity or array-like
+        The noisy image and its denoised version.
+    reference : CCDData, NDData, sunpy Map, Quantity or array-like, optional
+        A clean reference, drawn too.
+    tolerance : float, optional
+        Tolerance of the deviation frequency, in dex.
+    window : {None, 'hann'}, optional
+        Apodisation before the FFT.
+    fig : `~matplotlib.figure.Figure`, optional
+        Figure to draw into (cleared); default a new one.
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    ValueError
+        If the shapes differ or no pixel is valid in all images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tdrdenoise.visualization import plot_power_spectra
+    >>> noisy = np.random.default_rng(0).normal(size=(32, 32))
+    >>> fig = plot_power_spectra(noisy, 0.5 * noisy)
+    >>> len(fig.axes)
+    2
+    """
+    _pyplot()
+    named = [(initial, "initial"), (denoised, "denoised")]
+    if reference is not None:
+        named.append((reference, "reference"))
+    arrays, valid, unit = _images(*named)
+    spectra = [_spectrum(_filled(x, valid), window) for x in arrays]
+    freq = spectra[0][0]
+    f_dev = _deviation(spectra[0][1], spectra[1][1], freq, tolerance, 3)
+    fig = _figure(fig, (5.6, 5.0))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
+    for (_, name), (_, power) in zip(named, spectra):
+        top.loglog(freq, power, label=name)
+    ratio = spectra[1][1] / spectra[0][1]
+    bottom.semilogx(freq, ratio, color="C1")
+    bottom.axhspan(10 ** -tolerance, 10 ** tolerance, color="0.85", label="tolerance")
+    bottom.axhline(1.0, color="k", lw=0.8)
+    for ax in (top, bottom):
+        ax.axvline(f_dev, color="r", ls=":", lw=1.2)
+    top.plot([], [], "r:", label=f"deviation at {f_dev:.3f} pix$^{{-1}}$")
+    top.set_ylabel("power" + _unit_label(unit ** 2 if unit is not None else None))
+    top.legend(fontsize="small")
+    bottom.set_ylabel("denoised / initial")
+    bottom.set_xlabel(f"spatial frequency [{FREQUENCY_UNIT.to_string('latex_inline')}]")
+    bottom.set_xlim(freq[0], 0.5)
+    fig.tight_layout()
+    return fig
+
+
+def plot_r_sweep(table, *, fig=None):
+    """The restore-threshold sweep of :func:`tdrdenoise.metrics.r_sweep` in four panels.
+
+    Restored fraction, noise level, linear coefficient and deviation frequency
+    against R. Finite R are drawn as points; R = ∞ (no restoring) as a dashed
+    horizontal line; the noise level of the initial image (``table.meta``), below
+    which the paper chooses R, as a dotted vertical line.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Output of :func:`~tdrdenoise.metrics.r_sweep`.
+    fig : `~matplotlib.figure.Figure`, optional
+        Figure to draw into (cleared); default a new one.
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    ValueError
+        If ``table`` lacks a column of :func:`~tdrdenoise.metrics.r_sweep`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tdrdenoise.metrics import r_sweep
+    >>> from tdrdenoise.visualization import plot_r_sweep
+    >>> noisy = np.random.default_rng(0).normal(size=(32, 32))
+    >>> fig = plot_r_sweep(r_sweep(noisy, 0.2 * noisy, [0.5, 1.0, np.inf]))
+    >>> len(fig.axes)
+    4
+    """
+    _pyplot()
+    columns = ["restored_fraction", "noise_level", "linear_coefficient",
+               "deviation_frequency"]
+    missing = [c for c in ["R"] + columns if c not in table.colnames]
+    if missing:
+        raise ValueError(f"table lacks the column(s) {missing}; pass the output of "
+                         "tdrdenoise.metrics.r_sweep")
+
+    def values(col):
+        col = table[col]
+        return (np.asarray(col.value, float) if isinstance(col, u.Quantity)
+                else np.asarray(col, float)), getattr(col, "unit", None)
+
+    R, unit = values("R")
+    finite = np.isfinite(R)
+    noise = table.meta.get("noise_initial")
+    if isinstance(noise, u.Quantity):
+        noise = noise.to_value(unit) if unit is not None else noise.value
+    fig = _figure(fig, (8.0, 6.0))
+    axes = fig.subplots(2, 2, sharex=True).ravel()
+    for ax, name in zip(axes, columns):
+        y, y_unit = values(name)
+        ax.plot(R[finite], y[finite], "o-", label="finite R")
+        for value in y[~finite]:
+            ax.axhline(value, color="k", ls="--", lw=1, label="R = ∞")
+        if noise is not None:
+            ax.axvline(noise, color="0.5", ls=":", label="noise level of initial")
+        label = name.replace("_", " ")
+        if y_unit is not None and y_unit != u.dimensionless_unscaled:
+            label += _unit_label(y_unit)
+        ax.set_ylabel(label)
+    for ax in axes[2:]:
+        ax.set_xlabel("R" + _unit_label(unit))
+    handles, labels = axes[0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    axes[0].legend(unique.values(), unique.keys(), fontsize="small")
+    fig.tight_layout()
+    return fig
