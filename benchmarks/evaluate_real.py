@@ -54,6 +54,9 @@ def parse_args(argv=None):
     parser.add_argument("--only", choices=["hst", "synthetic"], help="run one part only")
     parser.add_argument("--seed", type=int, default=0, help="training and ensemble seed")
     parser.add_argument("--device", default="auto", help="torch device (default: auto)")
+    parser.add_argument("--cache", type=Path,
+                        help="folder for the denoised images: read them from there when "
+                             "present (no training), else write them there")
     return parser.parse_args(argv)
 
 
@@ -85,24 +88,35 @@ def write(table, path):
 
 
 def save(fig, path):
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=72)
     import matplotlib.pyplot as plt
     plt.close(fig)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB)")
 
 
-def train(image, args, what):
+def train_and_denoise(training, image, args, what):
+    """Train on ``training``, denoise ``image`` with R=inf; values as an array.
+
+    With ``--cache``, a denoised image saved by an earlier run with the same steps
+    and seed is read instead.
+    """
+    cached = None
+    if args.cache is not None:
+        cached = args.cache / f"{what}_steps{args.steps}_seed{args.seed}.fits"
+        if cached.is_file():
+            print(f"{what}: read the denoised image from {cached}")
+            return fits.getdata(cached)
     t0 = time.perf_counter()
-    model = TDRModel(device=args.device).fit(image, steps=args.steps, seed=args.seed)
+    model = TDRModel(device=args.device).fit(training, steps=args.steps, seed=args.seed)
     print(f"{what}: trained {args.steps} steps in {time.perf_counter() - t0:.0f} s")
-    return model
-
-
-def denoise(image, model, args, what):
     t0 = time.perf_counter()
     out = tdr_denoise(image, model, R=np.inf, seed=args.seed)
     print(f"{what}: denoised in {time.perf_counter() - t0:.0f} s")
-    return out
+    data = np.asarray(getattr(out, "data", out))
+    if cached is not None:
+        args.cache.mkdir(parents=True, exist_ok=True)
+        fits.writeto(cached, data, overwrite=True)
+    return data
 
 
 # ---------------------------------------------------------------------- HST
@@ -111,10 +125,8 @@ def run_hst(args):
     obs1, obs2, obs3 = (CCDData.read(folder / f"NGC1365_F555W_10s_obs{i}.fits")
                         for i in (1, 2, 3))  # unit from BUNIT: count / s
     unit = obs2.unit
-    model = train(obs1, args, "HST obs1")
-    denoised = denoise(obs2, model, args, "HST obs2")
     initial = u.Quantity(obs2.data, unit)
-    den_inf = u.Quantity(denoised.data, unit)
+    den_inf = u.Quantity(train_and_denoise(obs1, obs2, args, "hst_obs2"), unit)
     # the same as tdr_denoise(obs2, model, R=0.3 * unit, seed=...) with the same seed;
     # a Quantity keeps the restored pixels valid (a CCDData output masks them)
     den_03, _ = restore(initial, den_inf, 0.3 * unit)
@@ -150,9 +162,10 @@ def run_hst(args):
         fig = args.figures
         save(vis.plot_comparison(obs2, den_inf, stretch="asinh"), fig / "hst_comparison.png")
         save(vis.plot_scatter(initial, den_inf, limits=(-0.5, 3.0)), fig / "hst_scatter.png")
-        save(vis.plot_histograms(initial, den_inf, center=None, reference=den_03),
-             fig / "hst_histograms.png")
-        save(vis.plot_power_spectra(initial, den_inf, reference=den_03),
+        names = ["obs2", "denoised, R=inf", "restored, R=0.3"]
+        save(vis.plot_histograms(initial, den_inf, center=None, reference=den_03,
+                                 labels=names, log=True), fig / "hst_histograms.png")
+        save(vis.plot_power_spectra(initial, den_inf, reference=den_03, labels=names),
              fig / "hst_power_spectra.png")
         save(vis.plot_r_sweep(sweep), fig / "hst_r_sweep.png")
 
@@ -166,8 +179,7 @@ def run_synthetic(args):
 
     train_image, initial, clean = (read("gaussian_sigma0.1", 23),
                                    read("gaussian_sigma0.1", 24), read("clean", 24))
-    model = train(train_image, args, "synthetic frame23")
-    den_inf = denoise(initial, model, args, "synthetic frame24")
+    den_inf = train_and_denoise(train_image, initial, args, "synthetic_frame24")
 
     labels = ["frame24 (noisy)", "R=inf"]
     table = vstack([evaluate(initial, image, reference=clean, data_range=1.0, center=None)
@@ -187,7 +199,8 @@ def run_synthetic(args):
     if not args.no_figures:
         from tdrdenoise import visualization as vis
         fig = args.figures
-        save(vis.plot_comparison(initial, den_inf, reference=clean),
+        crop = (slice(0, 128), slice(0, 128))  # a corner, to see the granules
+        save(vis.plot_comparison(initial[crop], den_inf[crop], reference=clean[crop]),
              fig / "synthetic_comparison.png")
         save(vis.plot_power_spectra(initial, den_inf, reference=clean),
              fig / "synthetic_power_spectra.png")

@@ -54,7 +54,7 @@ def _record(path, out, status, fraction=np.nan, seconds=0.0, error=""):
 
 
 def _denoise_one(path, out, model, R, hdu, unit, overwrite, skip_existing, inputs,
-                 denoise_kwargs):
+                 denoise_kwargs, dtype=None):
     """Denoise one file; returns a record and never raises an Exception."""
     from .denoise import tdr_denoise
 
@@ -66,6 +66,11 @@ def _denoise_one(path, out, model, R, hdu, unit, overwrite, skip_existing, input
     try:
         ccd = read_image(path, hdu=hdu, unit=unit)
         result = tdr_denoise(ccd, model, R=R, **denoise_kwargs)
+        if dtype is not None:
+            result.data = result.data.astype(dtype, copy=False)
+            if result.uncertainty is not None:
+                result.uncertainty.array = result.uncertainty.array.astype(dtype,
+                                                                           copy=False)
         write_image(result, out, overwrite=overwrite, inputs=inputs)
         fraction = float(result.meta.get("TDRRFRAC", np.nan))
         return _record(path, out, "done", fraction, time.perf_counter() - t0)
@@ -109,7 +114,7 @@ def _worker_model(payload, device):
 
 
 def _denoise_remote(path, out, payload, device, R, hdu, unit, overwrite, skip_existing,
-                    inputs, denoise_kwargs):
+                    inputs, denoise_kwargs, dtype):
     """Task run on a dask worker."""
     try:
         model = _worker_model(payload, device)
@@ -118,7 +123,7 @@ def _denoise_remote(path, out, payload, device, R, hdu, unit, overwrite, skip_ex
                        error=f"cannot rebuild the model on the worker: "
                              f"{type(exc).__name__}: {exc}")
     return _denoise_one(path, out, model, R, hdu, unit, overwrite, skip_existing, inputs,
-                        denoise_kwargs)
+                        denoise_kwargs, dtype)
 
 
 def _table(records, R):
@@ -135,7 +140,7 @@ def _table(records, R):
 
 def denoise_files(files, model, R=np.inf, output_dir=None, client=None, suffix="_tdr",
                   overwrite=False, skip_existing=True, hdu=None, unit=None, progress=None,
-                  device="auto", **denoise_kwargs):
+                  device="auto", dtype=np.float32, **denoise_kwargs):
     """Denoise many FITS files with one model; sequentially or on a dask cluster.
 
     Each file is read with :func:`~tdrdenoise.io.read_image`, denoised and restored
@@ -186,6 +191,10 @@ def denoise_files(files, model, R=np.inf, output_dir=None, client=None, suffix="
     device : str, optional
         Device of the model on dask workers (``"auto"``, ``"cpu"``, ``"cuda"``);
         sequential runs use the model's own device.
+    dtype : numpy dtype or None, optional
+        Type of the data and uncertainty written; float32 by default, which halves
+        the files of inputs read as float64 (scaled-integer files such as HMI's) at
+        no loss that matters for noisy data. None keeps the type of the input.
     **denoise_kwargs
         Passed to :func:`~tdrdenoise.tdr_denoise`: ``fine_tune_steps``,
         ``n_predictions``, ``seed``, ``tile_size``, ``progress`` (of each file's
@@ -259,18 +268,18 @@ def denoise_files(files, model, R=np.inf, output_dir=None, client=None, suffix="
             for i in todo:
                 path, out, _ = plan[i]
                 records[i] = _denoise_one(path, out, model, R, hdu, unit, overwrite,
-                                          skip_existing, inputs, denoise_kwargs)
+                                          skip_existing, inputs, denoise_kwargs, dtype)
                 bar.update()
         else:
             _run_on_client(client, model, plan, todo, records, bar, device, R, hdu, unit,
-                           overwrite, skip_existing, inputs, denoise_kwargs)
+                           overwrite, skip_existing, inputs, denoise_kwargs, dtype)
     finally:
         bar.close()
     return _table(records, R)
 
 
 def _run_on_client(client, model, plan, todo, records, bar, device, R, hdu, unit,
-                   overwrite, skip_existing, inputs, denoise_kwargs):
+                   overwrite, skip_existing, inputs, denoise_kwargs, dtype):
     from distributed import as_completed
 
     if not todo:
@@ -280,7 +289,7 @@ def _run_on_client(client, model, plan, todo, records, bar, device, R, hdu, unit
     for i in todo:
         path, out, _ = plan[i]
         future = client.submit(_denoise_remote, path, out, payload, device, R, hdu, unit,
-                               overwrite, skip_existing, inputs, denoise_kwargs,
+                               overwrite, skip_existing, inputs, denoise_kwargs, dtype,
                                pure=False, key=f"tdrdenoise-{i}-{os.path.basename(path)}"
                                                f"-{time.time_ns()}")
         futures[future] = i

@@ -101,6 +101,7 @@ def _find_hdu(hdul, hdu, path):
     if hdu is not None:
         try:
             index = hdul.index_of(hdu)
+            hdul[index]
         except (KeyError, IndexError):
             names = ", ".join(f"{i} ({h.name})" for i, h in enumerate(hdul))
             raise ValueError(f"{path} has no HDU {hdu!r}; it has {names}") from None
@@ -263,6 +264,20 @@ def _as_ccddata(image):
                     f"{type(image).__name__} (wrap arrays in CCDData(data, unit=...))")
 
 
+def _umask():
+    """The process umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _same_file(a, b):
     try:
         return os.path.samefile(a, b)
@@ -337,6 +352,8 @@ def write_image(image, path, overwrite=False, inputs=()):
             hdul.writeto(fh, output_verify="silentfix")
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp creates the file readable by its owner only: give it the usual mode
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

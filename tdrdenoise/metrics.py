@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 from astropy import units as u
 from astropy.modeling import fitting, models
-from astropy.stats import mad_std, sigma_clip, sigma_clipped_stats
+from astropy.stats import mad_std, sigma_clip
 from astropy.table import QTable
 from astropy.utils.exceptions import AstropyUserWarning
 from scipy import ndimage

@@ -54,12 +54,23 @@ def _wcs_of(image):
     return wcs
 
 
+def _named(initial, denoised, reference, labels):
+    """(image, argument name) pairs for _images, and the names shown in the figure."""
+    named = [(initial, "initial"), (denoised, "denoised")]
+    if reference is not None:
+        named.append((reference, "reference"))
+    names = [name for _, name in named] if labels is None else list(labels)
+    if len(names) != len(named):
+        raise ValueError(f"labels must name {len(named)} images; got {len(names)}")
+    return named, names
+
+
 def _unit_label(unit):
     return f" [{unit.to_string('latex_inline')}]" if unit is not None else ""
 
 
 def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="linear",
-                    percent=99.5, cmap="gray", snr=True, noise=None):
+                    percent=99.5, cmap="gray", snr=True, noise=None, labels=None):
     """Image, denoised, (reference), residual and SNR panels side by side.
 
     The image panels share one normalisation (from ``initial``); the residual
@@ -86,6 +97,8 @@ def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="lin
         Draw the SNR panel.
     noise : float or `~astropy.units.Quantity`, optional
         Noise of ``initial`` for the SNR (see :func:`~tdrdenoise.metrics.snr_map`).
+    labels : sequence of str, optional
+        Names shown for initial, denoised (and reference); default those words.
 
     Returns
     -------
@@ -110,12 +123,10 @@ def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="lin
     _pyplot()
     from astropy.visualization import simple_norm
 
-    named = [(initial, "initial"), (denoised, "denoised")]
-    if reference is not None:
-        named.append((reference, "reference"))
+    named, names = _named(initial, denoised, reference, labels)
     arrays, valid, unit = _images(*named)
     shown = [np.where(valid, x, np.nan) for x in arrays]
-    panels = [(name, data) for (_, name), data in zip(named, shown)]
+    panels = list(zip(names, shown))
     n = len(panels) + 1 + bool(snr)
     fig = _figure(fig, (3.6 * n, 3.6))
     wcs = _wcs_of(initial)
@@ -124,19 +135,22 @@ def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="lin
     lim = float(np.nanpercentile(np.abs(res), percent)) or 1.0
     axes = [fig.add_subplot(1, n, i + 1, projection=wcs) for i in range(n)]
     for ax, (name, data) in zip(axes, panels):
-        im = ax.imshow(data, origin="lower", cmap=cmap, norm=norm, interpolation="nearest")
+        # clipped first: values far beyond the range can come out dark once resampled
+        shown_data = np.clip(data, norm.vmin, norm.vmax)
+        im = ax.imshow(shown_data, origin="lower", cmap=cmap, norm=norm,
+                       interpolation="nearest")
         ax.set_title(name)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=_unit_label(unit).strip())
     ax = axes[len(panels)]
-    im = ax.imshow(res, origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim,
-                   interpolation="nearest")
+    im = ax.imshow(np.clip(res, -lim, lim), origin="lower", cmap="RdBu_r", vmin=-lim,
+                   vmax=lim, interpolation="nearest")
     ax.set_title("residual (initial - denoised)")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=_unit_label(unit).strip())
     if snr:
         ax = axes[-1]
         s = np.where(valid, snr_map(initial, denoised, noise=noise), np.nan)
-        im = ax.imshow(s, origin="lower", cmap="viridis", vmin=0,
-                       vmax=max(float(np.nanpercentile(s, percent)), 3.0),
+        top = max(float(np.nanpercentile(s, percent)), 3.0)
+        im = ax.imshow(np.clip(s, 0, top), origin="lower", cmap="viridis", vmin=0, vmax=top,
                        interpolation="nearest")
         ax.contour(np.nan_to_num(s), levels=[3.0], colors="white", linewidths=0.6)
         ax.set_title("SNR of denoised")
@@ -211,17 +225,18 @@ def plot_scatter(initial, denoised, *, fig=None, bins=200, limits=None):
     ax.set_xlabel("initial" + _unit_label(unit))
     ax.set_ylabel("denoised" + _unit_label(unit))
     ax.legend(loc="upper left", fontsize="small")
-    fig.colorbar(im, ax=ax, label="pixels")
+    fig.colorbar(im, ax=ax, label="pixels", shrink=0.85)
     fig.tight_layout()
     return fig
 
 
 def plot_histograms(initial, denoised, range=None, *, center=0, reference=None, fig=None,
-                    bins=None, log=False):
+                    bins=None, log=False, labels=None):
     """Pixel histograms of the images with the Gaussian fits of the noise level.
 
     The histograms and fits are those of :func:`tdrdenoise.metrics.noise_level`
-    with the same window (``center ± range``) for every image.
+    with the same ``range`` and ``center`` for every image, drawn as densities
+    (fraction of the valid pixels per unit value) so that they compare.
 
     Parameters
     ----------
@@ -237,6 +252,8 @@ def plot_histograms(initial, denoised, range=None, *, center=0, reference=None, 
         Number of bins; default as in :func:`~tdrdenoise.metrics.noise_level`.
     log : bool, optional
         Logarithmic count axis.
+    labels : sequence of str, optional
+        Names shown for initial, denoised (and reference); default those words.
 
     Returns
     -------
@@ -259,34 +276,36 @@ def plot_histograms(initial, denoised, range=None, *, center=0, reference=None, 
     2
     """
     _pyplot()
-    named = [(initial, "initial"), (denoised, "denoised")]
-    if reference is not None:
-        named.append((reference, "reference"))
+    named, names = _named(initial, denoised, reference, labels)
     arrays, valid, unit = _images(*named)
     fig = _figure(fig, (5.6, 4.0))
     ax = fig.add_subplot(1, 1, 1)
     u_text = f" {unit.to_string()}" if unit is not None else ""
-    for (_, name), data, color in zip(named, arrays, ("C0", "C1", "C2")):
+    for name, data, color in zip(names, arrays, ("C0", "C1", "C2")):
         sigma, model, counts, edges = _noise_fit(data, valid, unit, range, center, bins)
-        ax.stairs(counts, edges, color=color, alpha=0.8)
+        # as a density, so that histograms of different bin widths compare
+        scale = 1.0 / (valid.sum() * (edges[1] - edges[0]))
+        ax.stairs(counts * scale, edges, color=color, alpha=0.8)
         x = np.linspace(edges[0], edges[-1], 400)
-        ax.plot(x, model(x), color=color, ls="--", label=f"{name}: σ = {sigma:.3g}{u_text}")
+        ax.plot(x, model(x) * scale, color=color, ls="--",
+                label=f"{name}: σ = {sigma:.3g}{u_text}")
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("pixel value" + _unit_label(unit))
-    ax.set_ylabel("pixels per bin")
+    ax.set_ylabel("fraction of pixels per unit value")
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
 
 
 def plot_power_spectra(initial, denoised, *, reference=None, tolerance=0.1, window=None,
-                       fig=None):
+                       fig=None, labels=None):
     """Azimuthally averaged power spectra, their ratio and the deviation frequency.
 
     The upper panel shows the spectra of :func:`tdrdenoise.metrics.power_spectrum`,
-    the lower one ``P_denoised / P_initial`` with the tolerance band; a vertical line
-    marks :func:`tdrdenoise.metrics.deviation_frequency`.
+    the lower one their ratios to the initial spectrum with the tolerance band; a
+    vertical line marks the :func:`tdrdenoise.metrics.deviation_frequency` of the
+    denoised image.
 
     Parameters
     ----------
@@ -300,6 +319,8 @@ def plot_power_spectra(initial, denoised, *, reference=None, tolerance=0.1, wind
         Apodisation before the FFT.
     fig : `~matplotlib.figure.Figure`, optional
         Figure to draw into (cleared); default a new one.
+    labels : sequence of str, optional
+        Names shown for initial, denoised (and reference); default those words.
 
     Returns
     -------
@@ -322,19 +343,17 @@ def plot_power_spectra(initial, denoised, *, reference=None, tolerance=0.1, wind
     2
     """
     _pyplot()
-    named = [(initial, "initial"), (denoised, "denoised")]
-    if reference is not None:
-        named.append((reference, "reference"))
+    named, names = _named(initial, denoised, reference, labels)
     arrays, valid, unit = _images(*named)
     spectra = [_spectrum(_filled(x, valid), window) for x in arrays]
     freq = spectra[0][0]
     f_dev = _deviation(spectra[0][1], spectra[1][1], freq, tolerance, 3)
     fig = _figure(fig, (5.6, 5.0))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
-    for (_, name), (_, power) in zip(named, spectra):
+    for name, (_, power) in zip(names, spectra):
         top.loglog(freq, power, label=name)
-    ratio = spectra[1][1] / spectra[0][1]
-    bottom.semilogx(freq, ratio, color="C1")
+    for (_, power), color in zip(spectra[1:], ("C1", "C2")):
+        bottom.loglog(freq, power / spectra[0][1], color=color)
     bottom.axhspan(10 ** -tolerance, 10 ** tolerance, color="0.85", label="tolerance")
     bottom.axhline(1.0, color="k", lw=0.8)
     for ax in (top, bottom):
@@ -342,7 +361,7 @@ def plot_power_spectra(initial, denoised, *, reference=None, tolerance=0.1, wind
     top.plot([], [], "r:", label=f"deviation at {f_dev:.3f} pix$^{{-1}}$")
     top.set_ylabel("power" + _unit_label(unit ** 2 if unit is not None else None))
     top.legend(fontsize="small")
-    bottom.set_ylabel("denoised / initial")
+    bottom.set_ylabel(f"ratio to {names[0]}")
     bottom.set_xlabel(f"spatial frequency [{FREQUENCY_UNIT.to_string('latex_inline')}]")
     bottom.set_xlim(freq[0], 0.5)
     fig.tight_layout()

@@ -288,3 +288,20 @@ def test_small_image_smaller_than_patch():
                                                                     progress=False)
     mean, _ = model.predict(image, n_predictions=2, seed=0, progress=False)
     assert mean.shape == (20, 24)
+
+
+def test_keyboard_interrupt_keeps_partial_training(noisy):
+    from tdrdenoise import TDRUserWarning
+    model = TDRModel(patch_size=32, batch_size=2, device="cpu")
+    model.fit(noisy, steps=1, seed=0, progress=False)
+    z, valid, _ = model._normalized(__import__("tdrdenoise._containers", fromlist=["unpack"])
+                                    .unpack(noisy), "image")
+
+    def interrupt(step):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.warns(TDRUserWarning, match="interrupted after 2 of 10 steps"):
+        with pytest.raises(KeyboardInterrupt):
+            model._train(z, valid, 10, 0, 1e-3, False, "tdrdenoise fit", callback=interrupt)
+    assert model.history[-1]["steps"] == 2

@@ -118,6 +118,10 @@ def test_plot_histograms(pair):
     assert len(ax.get_lines()) == 3
     assert ax.get_yscale() == "log"
     assert ax.get_legend_handles_labels()[1][0].startswith("initial: σ = ")
+    fig = render(plot_histograms(noisy, denoised, range=4.0, labels=["raw", "TDR"]))
+    assert fig.axes[0].get_legend_handles_labels()[1][1].startswith("TDR: σ = ")
+    with pytest.raises(ValueError, match="labels"):
+        plot_histograms(noisy, denoised, labels=["raw"])
 
 
 def test_plot_power_spectra(pair):

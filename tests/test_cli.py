@@ -1,0 +1,216 @@
+"""Tests of the tdrdenoise command line, in-process through main()."""
+import argparse
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.io import fits
+
+from tdrdenoise import cli
+from tdrdenoise.cli import main, parse_R
+
+TINY = ["--device", "cpu", "--seed", "0"]
+FAST = ["--fine-tune-steps", "1", "--n-predictions", "2"]
+
+
+def write_frame(path, seed, shape=(40, 40), bunit="count / s"):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    data = (np.cos(yy / 4.0) + rng.normal(0, 0.3, shape)).astype(np.float32)
+    header = fits.Header({"OBJECT": "NGC 1365", "FILTER": "F555W", "EXPTIME": 10.0})
+    if bunit:
+        header["BUNIT"] = bunit
+    fits.PrimaryHDU(data, header).writeto(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(folder, model path, frames) after a 'tdrdenoise train' run."""
+    folder = tmp_path_factory.mktemp("cli")
+    frames = [write_frame(folder / f"obs{i}.fits", i) for i in (1, 2, 3)]
+    model = str(folder / "model.tdr")
+    code = main(["train", frames[0], "-o", model, "--steps", "2", "--patch-size", "32",
+                 "--batch-size", "2", "--quiet"] + TINY)
+    assert code == 0
+    return folder, model, frames
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("5", 5.0), ("5G", 5 * u.G), ("5 G", 5 * u.G), ("0.3 ct/s", 0.3 * u.ct / u.s),
+    ("inf", np.inf), (" 2.5e-1 ", 0.25), ("0", 0.0)])
+def test_parse_R(text, expected):
+    value = parse_R(text)
+    assert type(value) is type(expected)
+    assert value == expected
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", "-1 G", "nan", "5 furlongs"])
+def test_parse_R_errors(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_R(text)
+
+
+def test_help_and_usage(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("train", "denoise", "evaluate", "demo"):
+        assert command in out
+    for command in ("train", "denoise", "evaluate", "demo"):
+        assert main([command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "--quiet" in out and "--device" in out
+    assert main([]) == 2
+    assert main(["denoise", "--model", "m.tdr", "a.fits", "--R", "five"]) == 2
+    assert "cannot read 'five'" in capsys.readouterr().err
+    assert main(["--version"]) == 0
+
+
+def test_train(trained, capsys):
+    folder, model, frames = trained
+    assert os.path.isfile(model)
+    # an existing model is not replaced without --overwrite
+    assert main(["train", frames[0], "-o", model, "--steps", "1"] + TINY) == 1
+    err = capsys.readouterr().err
+    assert "exists" in err and "--overwrite" in err and "Traceback" not in err
+    assert main(["train", frames[0], "-o", model, "--steps", "1", "--patch-size", "32",
+                 "--batch-size", "2", "--overwrite"] + TINY) == 0
+    out = capsys.readouterr().out
+    assert "Training on" in out and "Saved" in out
+
+
+def test_denoise_round_trip(trained, capsys, tmp_path):
+    folder, model, frames = trained
+    bad = tmp_path / "bad.fits"
+    bad.write_text("garbage")
+    out_dir = tmp_path / "out"
+    args = ["denoise", "--model", model, frames[1], str(bad), frames[2], "--R", "0.3 ct/s",
+            "--output-dir", str(out_dir)] + FAST + TINY
+    before = [open(f, "rb").read() for f in frames]
+    assert main(args) == 1  # one file failed
+    captured = capsys.readouterr()
+    assert "2 done, 0 skipped, 1 failed" in captured.out
+    assert "bad.fits" in captured.err and "Traceback" not in captured.err
+    assert sorted(os.listdir(out_dir)) == ["obs2_tdr.fits", "obs3_tdr.fits"]
+    assert [open(f, "rb").read() for f in frames] == before
+    with fits.open(out_dir / "obs2_tdr.fits") as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "MASK", "UNCERT"]
+        header = hdul[0].header
+        for key in ("OBJECT", "FILTER", "EXPTIME"):
+            assert key in header
+        assert "R=0.3 ct / s" in header["TDRDENOI"] and "TDRRFRAC" in header
+    # re-run on the good files: everything is skipped, exit 0
+    assert main(args[:4] + [frames[2]] + args[6:]) == 0
+    assert "0 done, 2 skipped, 0 failed" in capsys.readouterr().out
+    # --quiet prints nothing on success
+    assert main(args[:4] + [frames[2]] + args[6:] + ["--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_denoise_errors(trained, capsys, tmp_path):
+    folder, model, frames = trained
+    # R in a unit that does not match the model's images
+    assert main(["denoise", "--model", model, frames[1], "--R", "5G",
+                 "-o", str(tmp_path)] + TINY) == 1
+    assert "cannot be converted" in capsys.readouterr().err
+    # missing model, missing inputs: one line each, no traceback
+    assert main(["denoise", "--model", str(tmp_path / "nope.tdr"), frames[1]] + TINY) == 1
+    err = capsys.readouterr().err
+    assert "no model file" in err and "Traceback" not in err
+    assert main(["denoise", "--model", model, str(tmp_path / "nope.fits")] + TINY) == 1
+    assert "no such file" in capsys.readouterr().err
+    # a bare number is in the image unit; outputs go next to the inputs by default
+    src = write_frame(tmp_path / "obs9.fits", 9)
+    assert main(["denoise", "--model", model, src, "--R", "0.3", "-q"] + FAST + TINY) == 0
+    assert os.path.isfile(tmp_path / "obs9_tdr.fits")
+
+
+def test_denoise_on_local_cluster(trained, tmp_path):
+    pytest.importorskip("distributed")
+    folder, model, frames = trained
+    out_dir = tmp_path / "dask"
+    assert main(["denoise", "--model", model, frames[1], frames[2], "-o", str(out_dir),
+                 "--workers", "1", "-q"] + FAST + TINY) == 0
+    assert sorted(os.listdir(out_dir)) == ["obs2_tdr.fits", "obs3_tdr.fits"]
+
+
+def test_evaluate(trained, capsys, tmp_path):
+    pytest.importorskip("tdrdenoise.metrics")
+    folder, model, frames = trained
+    out_dir = tmp_path / "ev"
+    assert main(["denoise", "--model", model, frames[1], "-o", str(out_dir), "-q"]
+                + FAST + TINY) == 0
+    denoised = str(out_dir / "obs2_tdr.fits")
+    assert main(["evaluate", frames[1], denoised, "--independent", frames[2]]) == 0
+    out = capsys.readouterr().out
+    assert "noise_initial" in out and "mse_n2n" in out
+    assert main(["evaluate", frames[1], denoised, "--reference", frames[2], "-q"]) == 0
+    assert capsys.readouterr().out == ""
+    pytest.importorskip("matplotlib")
+    figure = tmp_path / "fig.png"
+    assert main(["evaluate", frames[1], denoised, "--plot", str(figure)]) == 0
+    assert figure.stat().st_size > 0
+    assert main(["evaluate", frames[1], str(tmp_path / "missing.fits")]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_hdu_and_unit_options(tmp_path, capsys):
+    path = tmp_path / "ext.fits"
+    data = np.random.default_rng(0).normal(size=(40, 40)).astype(np.float32)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, name="SCI")]).writeto(path)
+    model = str(tmp_path / "m.tdr")
+    assert main(["train", str(path), "-o", model, "--hdu", "SCI", "--unit", "electron",
+                 "--steps", "1", "--patch-size", "32", "--batch-size", "2"] + TINY) == 0
+    assert "unit electron" in capsys.readouterr().out
+    assert main(["train", str(path), "-o", model, "--hdu", "0", "--steps", "1",
+                 "--overwrite"] + TINY) == 1
+    assert "not a 2-D image" in capsys.readouterr().err
+
+
+def test_demo_command(monkeypatch, tmp_path):
+    calls = {}
+
+    def fake_run_demo(**kwargs):
+        calls.update(kwargs)
+        return {}
+
+    monkeypatch.setattr("tdrdenoise.demo.run_demo", fake_run_demo)
+    assert main(["demo", "--steps", "7", "-o", str(tmp_path), "--quiet", "--device", "cpu",
+                 "--seed", "3"]) == 0
+    assert calls["steps"] == 7 and calls["quiet"] and calls["progress"] is False
+    assert calls["device"] == "cpu" and calls["seed"] == 3
+    assert calls["output_dir"] == str(tmp_path)
+
+
+def test_interrupt(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli._COMMANDS, "demo", interrupted)
+    assert main(["demo"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_global_options_before_command(monkeypatch):
+    seen = {}
+
+    def record(args):
+        seen.update(vars(args))
+        return 0
+
+    monkeypatch.setitem(cli._COMMANDS, "demo", record)
+    assert main(["--quiet", "--device", "cpu", "--seed", "5", "demo"]) == 0
+    assert seen["quiet"] and seen["device"] == "cpu" and seen["seed"] == 5
+    assert main(["demo"]) == 0
+    assert not seen["quiet"] and seen["device"] == "auto" and seen["seed"] is None
+
+
+def test_python_m_help():
+    result = subprocess.run([sys.executable, "-m", "tdrdenoise", "--help"],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0
+    assert "usage: tdrdenoise" in result.stdout and "denoise" in result.stdout
