@@ -61,7 +61,7 @@ def _denoise_one(path, out, model, R, hdu, unit, overwrite, skip_existing, input
     t0 = time.perf_counter()
     if os.path.exists(out) and not overwrite:
         if skip_existing:
-            return _record(path, out, "skipped", error="output exists")
+            return _record(path, out, "skipped")
         return _record(path, out, "failed", error=f"{out} exists (pass overwrite=True)")
     try:
         ccd = read_image(path, hdu=hdu, unit=unit)
@@ -234,11 +234,11 @@ def denoise_files(files, model, R=np.inf, output_dir=None, client=None, suffix="
     ...     CCDData.read(files[0]), steps=2, seed=0, progress=False)
     >>> table = denoise_files(files, model, R=1.0, output_dir=os.path.join(folder, "out"),
     ...                       fine_tune_steps=0, n_predictions=2, seed=0, progress=False)
-    >>> list(table["status"])
+    >>> table["status"].tolist()
     ['done', 'done']
     >>> table = denoise_files(files, model, output_dir=os.path.join(folder, "out"),
     ...                       progress=False)
-    >>> list(table["status"])
+    >>> table["status"].tolist()
     ['skipped', 'skipped']
     """
     if not isinstance(model, TDRModel):

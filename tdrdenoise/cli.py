@@ -204,8 +204,8 @@ def build_parser():
         "demo", help="train, denoise and restore built-in synthetic data",
         description="Run the whole method on generated data with known truth (a synthetic "
                     "solar granulation image): train on one image, denoise another, "
-                    "restore, print the scores and write a figure. About a minute on a "
-                    "laptop CPU.")
+                    "restore, print the scores and write a figure. About 20 seconds on "
+                    "a laptop CPU.")
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="training steps (default: the demo's own, a few hundred)")
     p.add_argument("-o", "--output-dir", default=".",

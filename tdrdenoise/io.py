@@ -6,7 +6,6 @@ WCS. :func:`write_image` writes the CCDData layout (data, ``MASK`` and ``UNCERT`
 extensions) atomically, and never replaces the file an image was read from.
 """
 import os
-import tempfile
 import warnings
 
 import numpy as np
@@ -16,7 +15,7 @@ from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 
 from ._containers import _is_map
-from .utils import TDRUserWarning
+from .utils import TDRUserWarning, atomic_open
 
 __all__ = ["read_image", "write_image", "parse_unit", "output_path"]
 
@@ -264,20 +263,6 @@ def _as_ccddata(image):
                     f"{type(image).__name__} (wrap arrays in CCDData(data, unit=...))")
 
 
-def _umask():
-    """The process umask, read without changing it where the system allows."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _same_file(a, b):
     try:
         return os.path.samefile(a, b)
@@ -343,22 +328,8 @@ def write_image(image, path, overwrite=False, inputs=()):
                               "replace it")
     ccd = _as_ccddata(image)
     hdul = ccd.to_hdu(hdu_mask="MASK", hdu_uncertainty="UNCERT")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
-                               suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            hdul.writeto(fh, output_verify="silentfix")
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates the file readable by its owner only: give it the usual mode
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as fh:
+        hdul.writeto(fh, output_verify="silentfix")
     return path
 
 

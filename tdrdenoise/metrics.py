@@ -80,10 +80,12 @@ def _single(image, name="image"):
 
 
 def _images(*named):
-    """Unpack several images of one shape into float64 arrays in the first one's unit.
+    """Unpack several images of one shape into float64 arrays in one unit.
 
     ``named`` are (image, name) pairs. Returns (list of arrays, valid, unit) where
-    ``valid`` is True where every image is valid and ``unit`` the first unit found.
+    ``unit`` is the first unit found (images with another unit are converted to it,
+    images without one are taken to be in it) and ``valid`` is True where every image
+    is valid.
     """
     imgs = [unpack(image, name) for image, name in named]
     first = imgs[0]
@@ -312,7 +314,7 @@ def noise_level(image, range=None, *, center=0, bins=None):
 
 # ---------------------------------------------------------------------- paired metrics
 def absolute_error(initial, denoised):
-    """Mean absolute difference of two images, mean(|initial − denoised|).
+    """Mean absolute difference of two images, ``mean(|initial − denoised|)``.
 
     Against the noisy input it measures how much the denoiser changed; against a
     clean reference (pass it as ``initial``) it is the mean absolute error.
@@ -784,9 +786,8 @@ def _n2n(initial, denoised, independent, valid, clip):
     resid = denoised - independent
     keep = valid.copy()
     for r in (pair, resid):
-        clipped = sigma_clip(np.where(valid, r, np.nan), sigma=clip, maxiters=10,
-                             masked=True)
-        keep &= ~np.ma.getmaskarray(clipped)
+        clipped = sigma_clip(r[valid], sigma=clip, maxiters=10, masked=True)
+        keep[valid] &= ~np.ma.getmaskarray(clipped)
     sigma2 = 0.5 * np.mean(pair[keep] ** 2)
     raw = np.mean(resid[keep] ** 2)
     return sigma2, raw, raw - sigma2, 1 - keep.sum() / valid.sum()
@@ -862,6 +863,13 @@ def evaluate(initial, denoised, reference=None, independent=None, *, range=None,
         If the shapes differ or no pixel is valid in all the images.
     astropy.units.UnitsError
         If the units are incompatible.
+
+    Notes
+    -----
+    Masked pixels are left out. A CCDData, NDData or Map returned by
+    :func:`~tdrdenoise.tdr_denoise` with a finite R has its *restored* pixels in
+    its mask; to score every pixel, pass its values
+    (``u.Quantity(result.data, result.unit)``).
 
     Examples
     --------

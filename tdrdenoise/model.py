@@ -4,7 +4,6 @@ import hashlib
 import io
 import math
 import os
-import tempfile
 import time
 import warnings
 
@@ -17,7 +16,7 @@ from ._containers import unpack
 from ._ensemble import GRID, dihedral, mc_ensemble
 from ._progress import progress_bar
 from .network import SelfToSelfUNet
-from .utils import TDRUserWarning, resolve_device
+from .utils import TDRUserWarning, atomic_open, resolve_device
 
 __all__ = ["TDRModel"]
 
@@ -494,18 +493,8 @@ class TDRModel:
         payload = self._metadata()
         payload["state_dict"] = {k: v.detach().cpu() for k, v in
                                  self._net.state_dict().items()}
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tdr-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(payload, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_open(path) as fh:
+            torch.save(payload, fh)
         self.path = path
 
     @classmethod

@@ -1,8 +1,8 @@
 """Paper-style figures of a denoising result (matplotlib, an optional dependency).
 
 Each function draws one figure and returns the `~matplotlib.figure.Figure`; pass
-``fig=`` to draw into a figure of your own (it is cleared first). matplotlib is
-imported only when a function is called.
+``fig=`` to draw into a figure of your own (it is cleared first; pyplot is then not
+used). matplotlib is imported only when a function is called.
 
 - :func:`plot_comparison`: image, denoised, residual and SNR panels (WCS axes when
   the image carries a WCS).
@@ -27,20 +27,23 @@ __all__ = ["plot_comparison", "plot_scatter", "plot_histograms", "plot_power_spe
 __doctest_requires__ = {("plot_*",): ["matplotlib"]}
 
 
-def _pyplot():
-    """matplotlib.pyplot, or an ImportError that says how to get it."""
+def _require_matplotlib():
+    """Import matplotlib, or raise an ImportError that says how to get it."""
     try:
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError as exc:
         raise ImportError("tdrdenoise.visualization needs matplotlib: "
                           "pip install matplotlib") from exc
-    return plt
 
 
 def _figure(fig, figsize):
-    """A cleared ``fig``, or a new pyplot figure of ``figsize``."""
-    plt = _pyplot()
+    """A cleared ``fig``, or a new pyplot figure of ``figsize``.
+
+    pyplot is imported only for a new figure: a `~matplotlib.figure.Figure` of the
+    caller's (even one made without pyplot) is drawn into as it is.
+    """
     if fig is None:
+        import matplotlib.pyplot as plt
         return plt.figure(figsize=figsize)
     fig.clear()
     return fig
@@ -120,7 +123,7 @@ def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="lin
     >>> [ax.get_title() for ax in fig.axes[:4]]
     ['initial', 'denoised', 'residual (initial - denoised)', 'SNR of denoised']
     """
-    _pyplot()
+    _require_matplotlib()
     from astropy.visualization import simple_norm
 
     named, names = _named(initial, denoised, reference, labels)
@@ -135,7 +138,7 @@ def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="lin
     lim = float(np.nanpercentile(np.abs(res), percent)) or 1.0
     axes = [fig.add_subplot(1, n, i + 1, projection=wcs) for i in range(n)]
     for ax, (name, data) in zip(axes, panels):
-        # clipped first: values far beyond the range can come out dark once resampled
+        # clipped first, so that resampling a few extreme pixels cannot shift the colours
         shown_data = np.clip(data, norm.vmin, norm.vmax)
         im = ax.imshow(shown_data, origin="lower", cmap=cmap, norm=norm,
                        interpolation="nearest")
@@ -198,7 +201,7 @@ def plot_scatter(initial, denoised, *, fig=None, bins=200, limits=None):
     >>> fig.axes[0].get_xlabel()
     'initial'
     """
-    _pyplot()
+    _require_matplotlib()
     from matplotlib.colors import LogNorm
 
     (a, d), valid, unit = _images((initial, "initial"), (denoised, "denoised"))
@@ -275,22 +278,26 @@ def plot_histograms(initial, denoised, range=None, *, center=0, reference=None, 
     >>> len(fig.axes[0].get_lines())  # one Gaussian fit per image
     2
     """
-    _pyplot()
+    _require_matplotlib()
     named, names = _named(initial, denoised, reference, labels)
     arrays, valid, unit = _images(*named)
     fig = _figure(fig, (5.6, 4.0))
     ax = fig.add_subplot(1, 1, 1)
     u_text = f" {unit.to_string()}" if unit is not None else ""
+    heights = []
     for name, data, color in zip(names, arrays, ("C0", "C1", "C2")):
         sigma, model, counts, edges = _noise_fit(data, valid, unit, range, center, bins)
         # as a density, so that histograms of different bin widths compare
         scale = 1.0 / (valid.sum() * (edges[1] - edges[0]))
         ax.stairs(counts * scale, edges, color=color, alpha=0.8)
+        heights.append(counts[counts > 0] * scale)
         x = np.linspace(edges[0], edges[-1], 400)
         ax.plot(x, model(x) * scale, color=color, ls="--",
                 label=f"{name}: σ = {sigma:.3g}{u_text}")
     if log:
+        heights = np.concatenate(heights)
         ax.set_yscale("log")
+        ax.set_ylim(0.5 * heights.min(), 2 * heights.max())  # not the fits' far tails
     ax.set_xlabel("pixel value" + _unit_label(unit))
     ax.set_ylabel("fraction of pixels per unit value")
     ax.legend(fontsize="small")
@@ -342,7 +349,7 @@ def plot_power_spectra(initial, denoised, *, reference=None, tolerance=0.1, wind
     >>> len(fig.axes)
     2
     """
-    _pyplot()
+    _require_matplotlib()
     named, names = _named(initial, denoised, reference, labels)
     arrays, valid, unit = _images(*named)
     spectra = [_spectrum(_filled(x, valid), window) for x in arrays]
@@ -404,7 +411,7 @@ def plot_r_sweep(table, *, fig=None):
     >>> len(fig.axes)
     4
     """
-    _pyplot()
+    _require_matplotlib()
     columns = ["restored_fraction", "noise_level", "linear_coefficient",
                "deviation_frequency"]
     missing = [c for c in ["R"] + columns if c not in table.colnames]
