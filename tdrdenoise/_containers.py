@@ -106,6 +106,36 @@ def unpack(image, name="image"):
     return _Image(data=data, invalid=invalid, unit=unit, kind=kind, original=image)
 
 
+def scalar_in_unit(value, unit, name):
+    """A scalar argument (number or Quantity) as a float in the image ``unit``.
+
+    Raises
+    ------
+    astropy.units.UnitsError
+        If ``value`` has a unit that cannot be converted to ``unit``, or a physical
+        unit while the image has none.
+    TypeError
+        If ``value`` is neither a number nor a Quantity.
+    """
+    if np.ndim(value) != 0:
+        raise TypeError(f"{name} must be a scalar; got an array of shape {np.shape(value)}")
+    if isinstance(value, u.Quantity):
+        if unit is None:
+            if value.unit.physical_type != "dimensionless":
+                raise u.UnitsError(f"{name}={value} has a unit but the image has none; give "
+                                   f"{name} as a plain number or give the image a unit")
+            return float(value.to_value(u.dimensionless_unscaled))
+        try:
+            return float(value.to_value(unit))
+        except u.UnitConversionError as exc:
+            raise u.UnitsError(f"{name}={value} cannot be converted to the image unit "
+                               f"'{unit}'") from exc
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a number or a Quantity; got {value!r}") from exc
+
+
 def _fits_safe_insert(meta, key, short_key, value):
     """Record ``value`` in ``meta`` the way ccdproc does for long keys."""
     if isinstance(meta, fits.Header):

@@ -118,6 +118,11 @@ def mc_ensemble(net, z, valid, *, n_predictions, keep_prob, generator, device,
 
     was_training = net.training
     net.train()  # dropout on: the ensemble is over dropout masks
+    # oneDNN convolves channels-last tensors about twice as fast, with no reordered
+    # copies of the activations (measured in benchmarks/); parameters go back after.
+    channels_last = torch.device(device).type == "cpu"
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
     bar = progress_bar(n_predictions, "tdrdenoise predict", progress)
     try:
         with torch.inference_mode():
@@ -127,12 +132,15 @@ def mc_ensemble(net, z, valid, *, n_predictions, keep_prob, generator, device,
                 t = k % 8 if tta else 0
                 pred = tiled_apply(fn, dihedral(zt, t), dihedral(mask, t), tile_size)
                 pred = dihedral_inverse(pred, t).double()
-                total += pred
-                total_sq += pred * pred
+                total.add_(pred)
+                total_sq.addcmul_(pred, pred)
+                del pred
                 bar.update()
     finally:
         bar.close()
         net.train(was_training)
+        if channels_last:
+            net.to(memory_format=torch.contiguous_format)
     mean = total / n_predictions
     if n_predictions > 1:
         var = (total_sq - n_predictions * mean * mean) / (n_predictions - 1)

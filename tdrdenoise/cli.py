@@ -19,7 +19,8 @@ import numpy as np
 from astropy import units as u
 
 from ._version import __version__
-from .model import DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_STEPS
+from .model import (DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_STEPS,
+                    DEFAULT_TILE_SIZE)
 
 __all__ = ["main", "parse_R"]
 
@@ -170,8 +171,8 @@ def build_parser():
     p.add_argument("--n-predictions", type=_positive_int, default=DEFAULT_N_PREDICTIONS,
                    help="Monte-Carlo dropout passes averaged (default: "
                         f"{DEFAULT_N_PREDICTIONS})")
-    p.add_argument("--tile-size", type=_positive_int, default=1024,
-                   help="tile side in pixels for large images (default: 1024)")
+    p.add_argument("--tile-size", type=_positive_int, default=DEFAULT_TILE_SIZE,
+                   help=f"tile side in pixels for large images (default: {DEFAULT_TILE_SIZE})")
     p.add_argument("--dtype", choices=["float32", "float64", "input"], default="float32",
                    help="type of the data written: float32 (default; half the size of "
                         "float64 files), float64, or that of the input")

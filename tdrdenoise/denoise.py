@@ -2,8 +2,8 @@
 import numpy as np
 
 from ._containers import unpack, repack
-from .model import (DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, TDRModel,
-                    _check_image)
+from .model import (DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_TILE_SIZE,
+                    TDRModel, _check_image)
 from .restore import _threshold, restore
 
 __all__ = ["tdr_denoise"]
@@ -16,7 +16,7 @@ def _format_R(R, unit):
 
 
 def tdr_denoise(image, model, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STEPS,
-                n_predictions=DEFAULT_N_PREDICTIONS, seed=None, tile_size=1024,
+                n_predictions=DEFAULT_N_PREDICTIONS, seed=None, tile_size=DEFAULT_TILE_SIZE,
                 progress=None, return_restored_mask=False):
     """Denoise an image with a trained TDR model, then restore pixels changed by more than R.
 

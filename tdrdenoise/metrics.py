@@ -25,7 +25,7 @@ from astropy.table import QTable
 from astropy.utils.exceptions import AstropyUserWarning
 from scipy import ndimage
 
-from ._containers import unpack
+from ._containers import scalar_in_unit, unpack
 from .restore import _threshold, restore
 from .utils import TDRUserWarning
 
@@ -49,25 +49,6 @@ def _with_unit(value, unit, power=1):
     if unit is None:
         return float(value) if np.ndim(value) == 0 else np.asarray(value)
     return u.Quantity(value, unit ** power)
-
-
-def _to_value(value, unit, name):
-    """A scalar argument in the image unit (a Quantity is converted), as a float."""
-    if isinstance(value, u.Quantity):
-        if unit is None:
-            if value.unit.physical_type != "dimensionless":
-                raise u.UnitsError(f"{name}={value} has a unit but the image has none; give "
-                                   f"{name} as a plain number or give the image a unit")
-            return float(value.to_value(u.dimensionless_unscaled))
-        try:
-            return float(value.to_value(unit))
-        except u.UnitConversionError as exc:
-            raise u.UnitsError(f"{name}={value} cannot be converted to the image unit "
-                               f"'{unit}'") from exc
-    try:
-        return float(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a number or a Quantity; got {value!r}") from exc
 
 
 def _single(image, name="image"):
@@ -151,13 +132,13 @@ def _noise_fit(data, valid, unit, range, center, bins):
     Returns (sigma, model, counts, edges), all plain numbers in the image unit.
     """
     values = data[valid]
-    c = float(np.median(values)) if center is None else _to_value(center, unit, "center")
+    c = float(np.median(values)) if center is None else scalar_in_unit(center, unit, "center")
     if range is None:
         half = 5.0 * float(mad_std(values))
         if not half > 0:
             raise ValueError("the image is constant over most pixels; give range=")
     else:
-        half = _to_value(range, unit, "range")
+        half = scalar_in_unit(range, unit, "range")
         if not (np.isfinite(half) and half > 0):
             raise ValueError(f"range must be a positive, finite half-width; got {range}")
     inside = values[np.abs(values - c) <= half]
@@ -663,7 +644,7 @@ def snr_map(initial, denoised, noise=None):
     elif np.ndim(noise) > 0:
         sigma = np.asarray(noise, float)
     else:
-        sigma = _to_value(noise, unit, "noise")
+        sigma = scalar_in_unit(noise, unit, "noise")
     sigma = np.broadcast_to(np.asarray(sigma, float), a.shape)
     if not np.all(sigma[valid] > 0):
         raise ValueError("the noise must be positive at every valid pixel")
@@ -675,7 +656,7 @@ def snr_map(initial, denoised, noise=None):
 def _data_range(data_range, ref, valid, unit):
     if data_range is None:
         return float(ref[valid].max() - ref[valid].min())
-    value = _to_value(data_range, unit, "data_range")
+    value = scalar_in_unit(data_range, unit, "data_range")
     if not value > 0:
         raise ValueError(f"data_range must be positive; got {data_range}")
     return value
@@ -1071,7 +1052,7 @@ def detect_sources(initial, denoised, threshold=None, *, nsigma=3.0, npixels=5,
         thr = detect_threshold(a, float(nsigma), mask=~valid)
         level = float(np.median(thr))
     else:
-        level = thr = _to_value(threshold, unit, "threshold")
+        level = thr = scalar_in_unit(threshold, unit, "threshold")
     segms = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoDetectionsWarning)

@@ -28,6 +28,9 @@ _FILE_MAGIC = "tdrdenoise-model"
 DEFAULT_STEPS = 2000
 DEFAULT_FINE_TUNE_STEPS = 10
 DEFAULT_N_PREDICTIONS = 16
+#: Side of the tile cores of a prediction: a 4096 x 4096 image takes 16 tiles and
+#: about 2.4 GiB of memory on a CPU (benchmarks/run_benchmarks.py).
+DEFAULT_TILE_SIZE = 1024
 MIN_SIZE = 16
 
 
@@ -368,7 +371,8 @@ class TDRModel:
                           schedule=False)
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, image, n_predictions=DEFAULT_N_PREDICTIONS, seed=None, tile_size=1024,
+    def predict(self, image, n_predictions=DEFAULT_N_PREDICTIONS, seed=None,
+                tile_size=DEFAULT_TILE_SIZE,
                 progress=None):
         """Monte-Carlo dropout ensemble: the denoised image and its uncertainty.
 
@@ -386,7 +390,9 @@ class TDRModel:
         seed : int, optional
             Seed of the masks and dropout: the same seed gives the same result.
         tile_size : int, optional
-            Side of the tile cores in pixels; larger is faster, smaller uses less memory.
+            Side of the tile cores in pixels (default 1024); larger is a little faster,
+            smaller uses less memory. Images no larger than the tile plus its margins
+            are processed whole.
         progress : bool or None, optional
             Show a progress bar; None shows it only on a terminal.
 

@@ -2,32 +2,14 @@
 import numpy as np
 from astropy import units as u
 
+from ._containers import scalar_in_unit
+
 __all__ = ["restore"]
 
 
 def _threshold(R, unit, name="R"):
     """``R`` as a float in ``unit``, checked."""
-    if isinstance(R, u.Quantity):
-        if unit is None:
-            if R.unit.physical_type != "dimensionless":
-                raise u.UnitsError(
-                    f"{name}={R} has a unit but the image has none; give {name} as a "
-                    "plain number or give the image a unit")
-            value = R.to_value(u.dimensionless_unscaled)
-        else:
-            try:
-                value = R.to_value(unit)
-            except u.UnitConversionError as exc:
-                raise u.UnitsError(
-                    f"{name}={R} cannot be converted to the image unit '{unit}'") from exc
-    else:
-        try:
-            value = float(R)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a number or a Quantity; got {R!r}") from exc
-    if not np.isscalar(value) and np.ndim(value) != 0:
-        raise ValueError(f"{name} must be a scalar; got an array of shape {np.shape(value)}")
-    value = float(value)
+    value = scalar_in_unit(R, unit, name)
     if np.isnan(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative number (np.inf restores nothing); "
                          f"got {R}")

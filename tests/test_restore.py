@@ -86,6 +86,12 @@ def test_threshold_not_a_number():
         restore(np.zeros(3), np.ones(3), "five")
 
 
+@pytest.mark.parametrize("R", [np.array([1.0, 2.0]), [1.0, 2.0] * u.G])
+def test_threshold_not_a_scalar(R):
+    with pytest.raises(TypeError, match="R must be a scalar; got an array of shape"):
+        restore(np.zeros(2) * u.G, np.ones(2) * u.G, R)
+
+
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="same shape"):
         restore(np.zeros(3), np.zeros(4), 1.0)

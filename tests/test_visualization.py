@@ -157,6 +157,19 @@ def test_fig_argument_is_reused(pair):
     assert len([ax for ax in fig.axes if ax.get_images()]) == 4
 
 
+def test_bare_figure_leaves_pyplot_alone(pair):
+    """A Figure made without pyplot is drawn into; pyplot gains no figure."""
+    import io
+
+    _, noisy, denoised = pair
+    before = plt.get_fignums()
+    for function in (plot_comparison, plot_scatter, plot_histograms, plot_power_spectra):
+        fig = Figure(figsize=(8, 3))
+        assert function(noisy, denoised, fig=fig) is fig
+        fig.savefig(io.BytesIO(), format="png")
+    assert plt.get_fignums() == before
+
+
 def test_import_without_matplotlib(monkeypatch):
     """The module imports without matplotlib; its functions say how to get it."""
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
