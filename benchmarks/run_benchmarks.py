@@ -12,7 +12,7 @@ model with the package defaults on frame23, denoise frames 24-27 with the defaul
 - a 4096 x 4096 float32 image (HMI full-disk size) denoised with the defaults: seconds
   and peak memory.
 
-Run ``python benchmarks/run_benchmarks.py`` (about 30 minutes on 2 cores); it writes
+Run ``python benchmarks/run_benchmarks.py`` (about 35 minutes on 2 cores); it writes
 ``benchmarks/results/benchmark.json``, ``benchmark.md`` and ``benchmark.rst``.
 ``--quick`` runs a tiny smoke version of everything in a minute.
 """
@@ -32,6 +32,7 @@ from astropy.io import fits
 
 import tdrdenoise
 from tdrdenoise import TDRModel, restore, tdr_denoise
+from tdrdenoise.metrics import ssim as _ssim
 from tdrdenoise.model import DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_STEPS
 
 HERE = Path(__file__).resolve().parent
@@ -72,15 +73,7 @@ def psnr(x, ref):
 
 
 def ssim(x, ref):
-    try:
-        from tdrdenoise.metrics import ssim as _ssim
-        return float(_ssim(x, ref, data_range=1.0))
-    except ImportError:  # metrics module not available: fall back to scikit-image if any
-        try:
-            from skimage.metrics import structural_similarity
-        except ImportError:
-            return float("nan")
-        return float(structural_similarity(np.asarray(x, float), ref, data_range=1.0))
+    return float(_ssim(x, ref, data_range=1.0))
 
 
 def bm3d_denoise(noisy, sigma):
