@@ -81,7 +81,8 @@ def tdr_denoise(image, model, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STEPS,
     Raises
     ------
     TypeError
-        If ``model`` is not a TDRModel or ``image`` is not an image.
+        If ``model`` is not a TDRModel, ``image`` is not an image, or ``R`` is not a
+        scalar number or Quantity.
     ValueError
         For negative or NaN ``R``, images too small, all-invalid images, or an
         untrained model.

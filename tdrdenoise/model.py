@@ -29,7 +29,7 @@ DEFAULT_STEPS = 2000
 DEFAULT_FINE_TUNE_STEPS = 10
 DEFAULT_N_PREDICTIONS = 16
 #: Side of the tile cores of a prediction: a 4096 x 4096 image takes 16 tiles and
-#: about 2.4 GiB of memory on a CPU (benchmarks/run_benchmarks.py).
+#: a peak of about 2.6 GiB of memory on a CPU (benchmarks/run_benchmarks.py).
 DEFAULT_TILE_SIZE = 1024
 MIN_SIZE = 16
 

@@ -48,6 +48,8 @@ def restore(initial, denoised, R):
         If ``R`` is negative or NaN, or the shapes differ.
     astropy.units.UnitsError
         If the units of ``R``, ``initial`` and ``denoised`` cannot be reconciled.
+    TypeError
+        If ``R`` is not a scalar number or Quantity.
 
     Examples
     --------
