@@ -53,13 +53,12 @@ class PartialConv2d(nn.Conv2d):
                                     count_include_pad=True, divisor_override=1)
             new_mask = (coverage > 0).to(x.dtype)
             ratio = self._window / coverage.clamp(min=1.0) * new_mask
+        raw = F.conv2d(x * mask, self.weight, None, padding=self.padding)
         if torch.is_grad_enabled():
-            raw = F.conv2d(x * mask, self.weight, None, padding=self.padding)
             return torch.addcmul(self.bias.view(1, -1, 1, 1) * new_mask, raw, ratio), new_mask
         # Prediction: the same arithmetic without full-size temporaries (ratio is zero
         # wherever new_mask is, so raw * ratio + bias * new_mask == (raw * ratio + bias)
         # * new_mask).
-        raw = F.conv2d(x * mask, self.weight, None, padding=self.padding)
         raw.mul_(ratio).add_(self.bias.view(1, -1, 1, 1)).mul_(new_mask)
         return raw, new_mask
 
