@@ -153,9 +153,9 @@ def run_demo(steps=DEMO_STEPS, output_dir=".", progress=None, quiet=False, seed=
 
     say()
     say("PSNR against the known truth (data range 1):")
-    say(f"   noisy input           {psnr_noisy:6.2f} dB")
-    say(f"   denoised (R = inf)    {psnr_denoised:6.2f} dB")
-    say(f"   TDR result (R = {R:g}) {psnr_restored:6.2f} dB  "
+    say(f"   {'noisy input':22s}{psnr_noisy:6.2f} dB")
+    say(f"   {'denoised (R = inf)':22s}{psnr_denoised:6.2f} dB")
+    say(f"   {f'TDR result (R = {R:g})':22s}{psnr_restored:6.2f} dB  "
         f"({psnr_restored - psnr_noisy:+.1f} dB)")
     say()
     say("Choosing R (pixels changed by more than R get their noisy value back):")

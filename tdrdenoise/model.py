@@ -523,8 +523,8 @@ class TDRModel:
         FileNotFoundError
             If there is no such file.
         ValueError
-            If the file is not a tdrdenoise model, is corrupt, or was written by a
-            newer, incompatible file format.
+            If the file is not a tdrdenoise model, is corrupt, has missing or
+            malformed metadata, or was written by a newer, incompatible file format.
 
         Examples
         --------
@@ -548,22 +548,33 @@ class TDRModel:
                 f"{path} uses model file format {version!r}, written by tdrdenoise "
                 f"{payload.get('tdrdenoise_version')}; this is tdrdenoise {__version__}, "
                 f"which reads format {FILE_FORMAT_VERSION} and older: upgrade tdrdenoise")
-        arch = payload["architecture"]
-        if arch.get("name") != "self2self-unet":
-            raise ValueError(f"{path} holds an unknown architecture {arch.get('name')!r}")
-        model = cls(width=arch["width"], dropout=arch["dropout"],
-                    keep_prob=payload["keep_prob"], patch_size=payload["patch_size"],
-                    batch_size=payload["batch_size"],
-                    learning_rate=payload["learning_rate"], device=device)
+        arch = payload.get("architecture")
+        if not isinstance(arch, dict) or arch.get("name") != "self2self-unet":
+            name = arch.get("name") if isinstance(arch, dict) else arch
+            raise ValueError(f"{path} holds an unknown architecture {name!r}")
         try:
-            model._net.load_state_dict(payload["state_dict"])
-        except (RuntimeError, KeyError) as exc:
+            model = cls(width=arch["width"], dropout=arch["dropout"],
+                        keep_prob=payload["keep_prob"], patch_size=payload["patch_size"],
+                        batch_size=payload["batch_size"],
+                        learning_rate=payload["learning_rate"], device=device)
+            normalization = {"median": float(payload["normalization"]["median"]),
+                             "scale": float(payload["normalization"]["scale"])}
+            unit = None if payload["unit"] is None else u.Unit(payload["unit"])
+            history = list(payload["history"])
+            state = payload["state_dict"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path} has missing or malformed metadata "
+                             f"({type(exc).__name__}: {exc}); it was not written by "
+                             "TDRModel.save or was altered") from None
+        try:
+            model._net.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{path}: the weights do not match the recorded "
                              f"architecture ({exc})") from None
         model._net.to(model.device)
-        model.normalization = dict(payload["normalization"])
-        model.unit = None if payload["unit"] is None else u.Unit(payload["unit"])
-        model.history = list(payload["history"])
+        model.normalization = normalization
+        model.unit = unit
+        model.history = history
         model.path = path
         return model
 

@@ -156,6 +156,32 @@ def test_load_mismatched_weights(tmp_path, tiny_model):
         TDRModel.load(wrong)
 
 
+@pytest.mark.parametrize("changes", [
+    {"normalization": None},
+    {"unit": "not a unit at all"},
+    {"keep_prob": 2.0},
+    {"architecture": {"name": "self2self-unet"}},
+])
+def test_load_malformed_metadata(tmp_path, tiny_model, changes):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    bad = tmp_path / "bad.tdr"
+    _resave(good, bad, **changes)
+    with pytest.raises(ValueError, match="missing or malformed metadata"):
+        TDRModel.load(bad)
+
+
+def test_load_missing_metadata(tmp_path, tiny_model):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    payload = torch.load(good, weights_only=True)
+    del payload["history"]
+    bad = tmp_path / "bad.tdr"
+    torch.save(payload, bad)
+    with pytest.raises(ValueError, match="missing or malformed metadata"):
+        TDRModel.load(bad)
+
+
 # ----------------------------------------------------------------- odd inputs
 
 
