@@ -305,6 +305,20 @@ def test_auto_device():
     assert TDRModel().device.type == expected
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_agrees_with_cpu(tmp_path):
+    """Without dropout the passes differ only by the input masks, drawn on the CPU for
+    both devices: the two devices must give the same ensemble to float32 tolerance."""
+    image = smooth_field((96, 80)) + np.random.default_rng(0).normal(0, 0.2, (96, 80))
+    model = TDRModel(width=8, dropout=0.0, patch_size=32, batch_size=2, device="cpu")
+    model.fit(image, steps=3, seed=0, progress=False)
+    model.save(tmp_path / "m.tdr")
+    on_gpu = TDRModel.load(tmp_path / "m.tdr", device="cuda")
+    cpu_mean, _ = model.predict(image, n_predictions=2, seed=0, progress=False)
+    gpu_mean, _ = on_gpu.predict(image, n_predictions=2, seed=0, progress=False)
+    np.testing.assert_allclose(gpu_mean, cpu_mean, rtol=0, atol=1e-3 * np.ptp(image))
+
+
 def test_small_image_smaller_than_patch():
     image = smooth_field((20, 24)) + np.random.default_rng(0).normal(0, 0.2, (20, 24))
     model = TDRModel(patch_size=64, batch_size=2, device="cpu").fit(image, steps=2, seed=0,
