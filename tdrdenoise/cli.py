@@ -18,7 +18,7 @@ import time
 import numpy as np
 from astropy import units as u
 
-from ._version import __version__
+from . import __version__
 from .model import (DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_STEPS,
                     DEFAULT_TILE_SIZE)
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from astropy import units as u
 
-from ._version import __version__
+from . import __version__
 from ._containers import unpack
 from ._ensemble import GRID, dihedral, mc_ensemble
 from ._progress import progress_bar

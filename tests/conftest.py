@@ -10,13 +10,24 @@ SHARED_DATA = Path(os.environ.get("TDRDENOISE_DATA",
                                   Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
+def pytest_addoption(parser):
+    # pytest-skip-slow, where installed, registers the same option: keep its.
+    try:
+        parser.addoption("--slow", action="store_true", default=False,
+                         help="also run the tests marked slow")
+    except ValueError:
+        pass
+
+
 def pytest_collection_modifyitems(config, items):
-    # tests marked slow are skipped by pytest-skip-slow (part of pytest-astropy)
-    # unless pytest runs with --slow
     skip_data = pytest.mark.skip(reason=f"shared data not found at {SHARED_DATA}")
+    skip_slow = pytest.mark.skip(reason="slow: run with --slow")
+    run_slow = config.getoption("--slow")
     for item in items:
         if "data" in item.keywords and not SHARED_DATA.is_dir():
             item.add_marker(skip_data)
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(skip_slow)
 
 
 def smooth_field(shape=(64, 64)):
