@@ -48,7 +48,7 @@ def difference_noise(data, invalid=None):
     d = np.concatenate(diffs)
     if d.size == 0:
         return 0.0
-    sigma = float(mad_std(d)) / np.sqrt(2.0)
+    sigma = float(mad_std(d) / np.sqrt(2.0))
     if not sigma > 0:
-        sigma = float(np.std(d)) / np.sqrt(2.0)
+        sigma = float(np.std(d) / np.sqrt(2.0))
     return sigma
