@@ -421,19 +421,19 @@ def _prepare_output_folder(folder, name="output_dir"):
     """
     folder = os.fspath(folder) or "."
     if os.path.exists(folder) and not os.path.isdir(folder):
-        raise NotADirectoryError(f"{name}={folder!r} is a file, not a folder; choose "
+        raise NotADirectoryError(f"{name} {folder!r} is a file, not a folder; choose "
                                  "another output folder")
     try:
         os.makedirs(folder, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise NotADirectoryError(f"cannot create {name}={folder!r}: a folder above it is a "
-                                 "file") from None
+        raise NotADirectoryError(f"cannot create {name} {folder!r}: a folder above it is "
+                                 "a file, not a folder") from None
     except OSError as exc:
-        raise PermissionError(f"cannot create {name}={folder!r} ({exc.strerror})") from None
+        raise PermissionError(f"cannot create {name} {folder!r} ({exc.strerror})") from None
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".tdrdenoise-write-test-")
     except OSError as exc:
-        raise PermissionError(f"{name}={folder!r} is not writable ({exc.strerror}); choose "
+        raise PermissionError(f"{name} {folder!r} is not writable ({exc.strerror}); choose "
                               "another output folder or change its permissions") from None
     os.close(fd)
     os.unlink(probe)
