@@ -108,7 +108,7 @@ def _model_to_payload(model):
     if hasattr(model, "to_bytes"):
         blob = model.to_bytes()
     else:
-        blob = _model_payload(model)
+        blob = _model_to_file_bytes(model)
     return {"key": model.fingerprint, "bytes": blob, "name": model.path}
 
 
@@ -122,7 +122,7 @@ def _model_from_payload(payload, device):
     return model
 
 
-def _model_payload(model):
+def _model_to_file_bytes(model):
     """The bytes of the model's .tdr file (fallback for models without to_bytes)."""
     folder = tempfile.mkdtemp(prefix="tdrdenoise-")
     tmp = os.path.join(folder, "model.tdr")
