@@ -3,8 +3,9 @@
 :func:`denoise_files` reads each FITS file, denoises it with :func:`~tdrdenoise.tdr_denoise`
 and writes the result in the CCDData layout next to the others in ``output_dir``. A bad
 file never stops the run: every file gets a status in the returned table. Re-running
-the same call skips the files already done, so an interrupted job simply resumes.
-:func:`denoise_collection` does the same for a ccdproc
+the same call skips the files already done, so an interrupted job simply resumes, and
+runs started side by side on the same files split them (each output is claimed with a
+lock file before any work). :func:`denoise_collection` does the same for a ccdproc
 `~ccdproc.ImageFileCollection`.
 """
 import os
@@ -15,8 +16,11 @@ import numpy as np
 from astropy.table import Table
 
 from ._progress import progress_bar
+from ._validate import check_int, check_seed, check_threshold
 from .io import output_path, read_image, write_image
 from .model import TDRModel
+from .utils import (OutputClaimedError, _prepare_output_folder, claim_output,
+                    clean_stale_temporaries)
 
 __all__ = ["denoise_files", "denoise_collection"]
 
@@ -53,34 +57,73 @@ def _record(path, out, status, fraction=np.nan, seconds=0.0, error=""):
             "error": error}
 
 
-def _denoise_one(path, out, model, R, hdu, unit, overwrite, skip_existing, inputs,
-                 denoise_kwargs, dtype=None):
-    """Denoise one file; returns a record and never raises an Exception."""
+def _denoise_one(path, out, model, opts):
+    """Denoise one file; returns a record and never raises an Exception.
+
+    ``opts`` holds R, hdu, unit, overwrite, skip_existing, inputs, denoise_kwargs,
+    dtype and started (the time.time() at which the run began).
+    """
     from .denoise import tdr_denoise
 
     t0 = time.perf_counter()
-    if os.path.exists(out) and not overwrite:
-        if skip_existing:
-            return _record(path, out, "skipped")
+    if os.path.isdir(out):
+        return _record(path, out, "failed", error=f"{out} is a folder")
+    if os.path.exists(out) and not opts["overwrite"]:
+        if opts["skip_existing"]:
+            return _record(path, out, "skipped", error=f"{out} exists")
         return _record(path, out, "failed", error=f"{out} exists (pass overwrite=True)")
     try:
-        ccd = read_image(path, hdu=hdu, unit=unit)
-        result = tdr_denoise(ccd, model, R=R, **denoise_kwargs)
-        if dtype is not None:
-            result.data = result.data.astype(dtype, copy=False)
-            if result.uncertainty is not None:
-                result.uncertainty.array = result.uncertainty.array.astype(dtype,
-                                                                           copy=False)
-        write_image(result, out, overwrite=overwrite, inputs=inputs)
-        fraction = float(result.meta.get("TDRRFRAC", np.nan))
-        return _record(path, out, "done", fraction, time.perf_counter() - t0)
+        with claim_output(out):
+            # another run may have finished this file between the check and the claim
+            if os.path.exists(out) and (not opts["overwrite"]
+                                        or os.path.getmtime(out) >= opts["started"]):
+                return _record(path, out, "skipped",
+                               error=f"{out} was written by another run meanwhile")
+            ccd = read_image(path, hdu=opts["hdu"], unit=opts["unit"])
+            result = tdr_denoise(ccd, model, R=opts["R"], **opts["denoise_kwargs"])
+            dtype = opts["dtype"]
+            if dtype is not None:
+                result.data = result.data.astype(dtype, copy=False)
+                if result.uncertainty is not None:
+                    result.uncertainty.array = result.uncertainty.array.astype(
+                        dtype, copy=False)
+            write_image(result, out, overwrite=opts["overwrite"], inputs=opts["inputs"])
+    except OutputClaimedError as exc:  # another run is on it: not a failure
+        return _record(path, out, "skipped", error=str(exc))
+    except FileExistsError:  # written meanwhile by a run that took no claim
+        return _record(path, out, "skipped",
+                       error=f"{out} was written by another run meanwhile")
     except Exception as exc:  # one bad file must not stop the others
         return _record(path, out, "failed", seconds=time.perf_counter() - t0,
                        error=f"{type(exc).__name__}: {exc}")
+    fraction = float(result.meta.get("TDRRFRAC", np.nan))
+    return _record(path, out, "done", fraction, time.perf_counter() - t0)
 
 
-def _model_payload(model):
-    """The model as (key, bytes of its .tdr file, name to record in provenance)."""
+def _model_to_payload(model):
+    """The model as bytes for dask workers: {"key", "bytes", "name"}.
+
+    Uses ``model.to_bytes()`` where the model has it, else a temporary .tdr file.
+    """
+    if hasattr(model, "to_bytes"):
+        blob = model.to_bytes()
+    else:
+        blob = _model_to_file_bytes(model)
+    return {"key": model.fingerprint, "bytes": blob, "name": model.path}
+
+
+def _model_from_payload(payload, device):
+    """The model back from :func:`_model_to_payload`, on ``device``."""
+    if hasattr(TDRModel, "from_bytes"):
+        model = TDRModel.from_bytes(payload["bytes"], device=device)
+    else:
+        model = _model_from_file_bytes(payload["bytes"], device)
+    model.path = payload["name"]
+    return model
+
+
+def _model_to_file_bytes(model):
+    """The bytes of the model's .tdr file (fallback for models without to_bytes)."""
     folder = tempfile.mkdtemp(prefix="tdrdenoise-")
     tmp = os.path.join(folder, "model.tdr")
     try:
@@ -88,33 +131,35 @@ def _model_payload(model):
         model.save(tmp)
         model.path = path  # save() points it at the temporary file
         with open(tmp, "rb") as fh:
-            blob = fh.read()
+            return fh.read()
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
         os.rmdir(folder)
-    return {"key": model.fingerprint, "bytes": blob, "name": model.path}
+
+
+def _model_from_file_bytes(blob, device):
+    """A model from the bytes of a .tdr file (fallback without TDRModel.from_bytes)."""
+    fd, tmp = tempfile.mkstemp(prefix="tdrdenoise-", suffix=".tdr")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        return TDRModel.load(tmp, device=device)
+    finally:
+        os.unlink(tmp)
 
 
 def _worker_model(payload, device):
-    """Rebuild (once per worker process) the model sent by :func:`_model_payload`."""
+    """Rebuild (once per worker process) the model sent by :func:`_model_to_payload`."""
     key = (payload["key"], str(device))
     model = _WORKER_MODELS.get(key)
     if model is None:
-        fd, tmp = tempfile.mkstemp(prefix="tdrdenoise-", suffix=".tdr")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload["bytes"])
-            model = TDRModel.load(tmp, device=device)
-        finally:
-            os.unlink(tmp)
-        model.path = payload["name"]
+        model = _model_from_payload(payload, device)
         _WORKER_MODELS[key] = model
     return model
 
 
-def _denoise_remote(path, out, payload, device, R, hdu, unit, overwrite, skip_existing,
-                    inputs, denoise_kwargs, dtype):
+def _denoise_remote(path, out, payload, device, opts):
     """Task run on a dask worker."""
     try:
         model = _worker_model(payload, device)
@@ -122,8 +167,7 @@ def _denoise_remote(path, out, payload, device, R, hdu, unit, overwrite, skip_ex
         return _record(path, out, "failed",
                        error=f"cannot rebuild the model on the worker: "
                              f"{type(exc).__name__}: {exc}")
-    return _denoise_one(path, out, model, R, hdu, unit, overwrite, skip_existing, inputs,
-                        denoise_kwargs, dtype)
+    return _denoise_one(path, out, model, opts)
 
 
 def _table(records, R):
@@ -138,7 +182,7 @@ def _table(records, R):
     return table
 
 
-def denoise_files(files, model, R=np.inf, output_dir=None, client=None, suffix="_tdr",
+def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffix="_tdr",
                   overwrite=False, skip_existing=True, hdu=None, unit=None, progress=None,
                   device="auto", dtype=np.float32, **denoise_kwargs):
     """Denoise many FITS files with one model; sequentially or on a dask cluster.
@@ -152,8 +196,15 @@ def denoise_files(files, model, R=np.inf, output_dir=None, client=None, suffix="
     - An input file is never overwritten, and every output is written atomically.
     - Outputs that already exist are skipped (``skip_existing``), so running the
       same call again after an interruption finishes the job.
+    - Runs started side by side on the same files and ``output_dir`` (two shells,
+      two batch jobs) split the work: each output is claimed with a lock file
+      ``.<name>.lock`` (see :func:`~tdrdenoise.utils.claim_output`) before it is
+      worked on, and an output claimed or written by another run is reported as
+      ``"skipped"``. The locks and temporary files of runs that were killed are
+      removed (:func:`~tdrdenoise.utils.clean_stale_temporaries`) before work starts.
     - A file that cannot be read, denoised or written is reported as ``"failed"``
       with its error message; the other files go on.
+    - ``output_dir`` is created and checked to be writable before any work.
 
     With a `dask.distributed.Client`, the model is sent to every worker once
     (``client.scatter(..., broadcast=True)``) and the files are spread over the
@@ -163,13 +214,13 @@ def denoise_files(files, model, R=np.inf, output_dir=None, client=None, suffix="
 
     Parameters
     ----------
-    files : iterable of str or path-like
-        Input FITS files.
+    files : str, path-like or iterable of them
+        Input FITS files (a single name is one file).
     model : `~tdrdenoise.TDRModel`
         A trained model.
     R : float or `~astropy.units.Quantity`, optional
-        Restore threshold, in the unit of the images (a Quantity is converted);
-        ``np.inf`` restores nothing.
+        Restore threshold, zero or positive, in the unit of the images (a Quantity is
+        converted); ``np.inf`` restores nothing.
     output_dir : str or path-like, optional
         Output folder, created if needed. By default each output goes next to its
         input.
@@ -206,16 +257,23 @@ def denoise_files(files, model, R=np.inf, output_dir=None, client=None, suffix="
         One row per input file, in input order, with columns ``input``, ``output``,
         ``status`` (``"done"``, ``"skipped"`` or ``"failed"``),
         ``restored_fraction`` (fraction of valid pixels restored; NaN unless done),
-        ``seconds`` and ``error`` (empty unless failed). ``meta`` holds the counts
-        ``n_done``, ``n_skipped`` and ``n_failed``.
+        ``seconds`` and ``error`` (why the file failed or was skipped; empty when
+        done). ``meta`` holds the counts ``n_done``, ``n_skipped`` and ``n_failed``.
 
     Raises
     ------
     TypeError
-        If ``model`` is not a `~tdrdenoise.TDRModel`, or ``denoise_kwargs`` holds an
-        unknown argument.
+        If ``model`` is not a `~tdrdenoise.TDRModel`, ``denoise_kwargs`` holds an
+        unknown argument, or ``R``, ``n_predictions``, ``fine_tune_steps``,
+        ``tile_size`` or ``seed`` is not a number (bools and strings included).
+    ValueError
+        If ``R`` is negative or NaN, ``n_predictions`` or ``tile_size`` is below 1,
+        ``fine_tune_steps`` below 0, a count is not a whole number, or ``seed`` is
+        outside ``0 <= seed < 2**63``.
     RuntimeError
         If ``model`` is not trained.
+    NotADirectoryError, PermissionError
+        If ``output_dir`` is a file or cannot be written (before any work).
 
     Examples
     --------
@@ -249,47 +307,85 @@ def denoise_files(files, model, R=np.inf, output_dir=None, client=None, suffix="
     if unknown:
         raise TypeError(f"denoise_files got unexpected argument(s) {sorted(unknown)}; "
                         f"tdr_denoise options are {sorted(allowed)}")
+    _check_options(R, denoise_kwargs)
     denoise_kwargs.setdefault("progress", False)
-    plan = _plan(list(files), output_dir, suffix)
+    if isinstance(files, (str, bytes, os.PathLike)):
+        files = [files]
+    plan = _plan([os.fsdecode(f) for f in files], output_dir, suffix)
     inputs = tuple(p for p, _, _ in plan)
-    if output_dir is not None:
-        os.makedirs(os.fspath(output_dir), exist_ok=True)
     records = [None] * len(plan)
+    folders = _prepare_folders(plan, output_dir, records)
+    for folder in folders:
+        clean_stale_temporaries(folder)
     todo = []
     for i, (path, out, problem) in enumerate(plan):
+        if records[i] is not None:
+            continue
         if problem:
             records[i] = _record(path, out, "failed", error=problem)
         else:
             todo.append(i)
+    opts = {"R": R, "hdu": hdu, "unit": unit, "overwrite": overwrite,
+            "skip_existing": skip_existing, "inputs": inputs,
+            "denoise_kwargs": denoise_kwargs, "dtype": dtype, "started": time.time()}
     bar = progress_bar(len(todo), "tdrdenoise files", progress)
     bar.unit = "file"
     try:
         if client is None:
             for i in todo:
                 path, out, _ = plan[i]
-                records[i] = _denoise_one(path, out, model, R, hdu, unit, overwrite,
-                                          skip_existing, inputs, denoise_kwargs, dtype)
+                records[i] = _denoise_one(path, out, model, opts)
                 bar.update()
         else:
-            _run_on_client(client, model, plan, todo, records, bar, device, R, hdu, unit,
-                           overwrite, skip_existing, inputs, denoise_kwargs, dtype)
+            _run_on_client(client, model, plan, todo, records, bar, device, opts)
     finally:
         bar.close()
     return _table(records, R)
 
 
-def _run_on_client(client, model, plan, todo, records, bar, device, R, hdu, unit,
-                   overwrite, skip_existing, inputs, denoise_kwargs, dtype):
+def _check_options(R, denoise_kwargs):
+    """Validate R and the tdr_denoise options up front, in place."""
+    check_threshold(R, "R")
+    minimum = {"n_predictions": 1, "tile_size": 1, "fine_tune_steps": 0}
+    for name, low in minimum.items():
+        if name in denoise_kwargs:
+            denoise_kwargs[name] = check_int(denoise_kwargs[name], name, minimum=low)
+    if "seed" in denoise_kwargs:
+        denoise_kwargs["seed"] = check_seed(denoise_kwargs["seed"], "seed")
+
+
+def _prepare_folders(plan, output_dir, records):
+    """Create and check the output folders before any work.
+
+    An unusable ``output_dir`` raises; without one, the files whose own folder cannot
+    be written get a "failed" record. Returns the usable folders.
+    """
+    if output_dir is not None:
+        return [_prepare_output_folder(output_dir, "output_dir")]
+    folders = {}
+    for i, (path, out, _) in enumerate(plan):
+        folder = os.path.dirname(out) or "."
+        if folder not in folders:
+            try:
+                _prepare_output_folder(folder, "output folder")
+                folders[folder] = None
+            except OSError as exc:
+                folders[folder] = str(exc)
+        if folders[folder] is not None:
+            records[i] = _record(path, out, "failed", error=folders[folder])
+    return [folder for folder, problem in folders.items() if problem is None]
+
+
+def _run_on_client(client, model, plan, todo, records, bar, device, opts):
     from distributed import as_completed
 
     if not todo:
         return
-    payload = client.scatter(_model_payload(model), broadcast=True)
+    payload = client.scatter(_model_to_payload(model), broadcast=True)
     futures = {}
     for i in todo:
         path, out, _ = plan[i]
-        future = client.submit(_denoise_remote, path, out, payload, device, R, hdu, unit,
-                               overwrite, skip_existing, inputs, denoise_kwargs, dtype,
+        future = client.submit(_denoise_remote, path, out, payload, device, opts,
                                pure=False, key=f"tdrdenoise-{i}-{os.path.basename(path)}"
                                                f"-{time.time_ns()}")
         futures[future] = i
@@ -308,7 +404,7 @@ def _run_on_client(client, model, plan, todo, records, bar, device, R, hdu, unit
         raise
 
 
-def denoise_collection(collection, model, R=np.inf, output_dir=None, filters=None,
+def denoise_collection(collection, model, *, R=np.inf, output_dir=None, filters=None,
                        **kwargs):
     """Denoise the files of a ccdproc `~ccdproc.ImageFileCollection`.
 

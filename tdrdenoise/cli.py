@@ -8,28 +8,48 @@ Examples::
     tdrdenoise demo
 
 Every command takes ``--quiet``, ``--device {auto,cpu,cuda}`` and ``--seed``. Exit
-codes: 0 success, 1 error (or some files failed), 2 bad usage, 130 interrupted.
+codes: 0 success, 1 error (or some files failed), 2 bad usage, 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM), 129 hung up (SIGHUP); an interrupted or terminated run
+removes its temporary files.
 """
 import argparse
+import contextlib
+import inspect
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
 from astropy import units as u
 
 from . import __version__
+from ._validate import check_seed
 from .model import (DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_STEPS,
                     DEFAULT_TILE_SIZE)
 
 __all__ = ["main", "parse_R"]
 
 _EPILOG = ("Exit codes: 0 success, 1 error or failed files, 2 bad usage, "
-           "130 interrupted. Run 'tdrdenoise COMMAND --help' for the options of a command.")
+           "130 interrupted, 143 terminated (SIGTERM), 129 hung up (SIGHUP). "
+           "Run 'tdrdenoise COMMAND --help' for the options of a command.")
 
 
 class _CLIError(Exception):
     """An error to report in one line, without a traceback."""
+
+
+class _UsageError(_CLIError):
+    """A wrong combination of options (exit code 2)."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that every cleanup runs."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
 
 
 def parse_R(text):
@@ -91,6 +111,24 @@ def _positive_int(text):
     return value
 
 
+def _at_least_one(text):
+    value = _positive_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 1; got {value}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the seed must be an integer; got {text!r}") from None
+    try:
+        return check_seed(value, "--seed")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_common(parser, suppress):
     """--quiet, --device, --seed, --debug; on subcommands they default to 'not given'."""
     def default(value):
@@ -101,7 +139,7 @@ def _add_common(parser, suppress):
     group.add_argument("--device", choices=["auto", "cpu", "cuda"], default=default("auto"),
                        help="where the network runs: 'auto' (a CUDA GPU when there is one, "
                             "else the CPU), 'cpu' or 'cuda' (default: auto)")
-    group.add_argument("--seed", type=int, default=default(None),
+    group.add_argument("--seed", type=_seed, default=default(None),
                        help="random seed, for results that repeat exactly")
     group.add_argument("--debug", action="store_true", default=default(False),
                        help="show the full traceback on errors")
@@ -135,11 +173,18 @@ def build_parser():
                         "compressed HMI files)")
     p.add_argument("--unit", default=None,
                    help="unit of the pixel values, overriding BUNIT (e.g. G, 'ct/s')")
-    p.add_argument("--patch-size", type=_positive_int, default=64,
+    p.add_argument("--patch-size", type=_at_least_one, default=64,
                    help="side of the training crops in pixels (default: 64)")
-    p.add_argument("--batch-size", type=_positive_int, default=8,
+    p.add_argument("--batch-size", type=_at_least_one, default=8,
                    help="crops per training step (default: 8)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
+    p.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="keep the training state in FILE while training, so that a "
+                        "training interrupted (or killed) can go on from it when the same "
+                        "command is run again")
+    p.add_argument("--checkpoint-every", type=_at_least_one, default=None, metavar="N",
+                   help="write the checkpoint every N steps (default: TDRModel.fit's own; "
+                        "needs --checkpoint)")
     _add_common(p, suppress=True)
 
     p = sub.add_parser(
@@ -151,7 +196,8 @@ def build_parser():
                     "MASK extension (invalid and restored pixels) and an UNCERT extension "
                     "(standard deviation). Inputs are never overwritten, outputs that "
                     "exist are skipped, and a bad file is reported at the end without "
-                    "stopping the others.")
+                    "stopping the others. Runs started side by side on the same files "
+                    "split them: a file claimed by another run is skipped.")
     p.add_argument("files", nargs="+", metavar="FILE", help="FITS files to denoise")
     p.add_argument("-m", "--model", required=True, help="model file written by 'train'")
     p.add_argument("-R", "--R", dest="R", type=parse_R, default=np.inf, metavar="R",
@@ -168,10 +214,10 @@ def build_parser():
     p.add_argument("--unit", default=None, help="unit of the pixel values, overriding BUNIT")
     p.add_argument("--fine-tune-steps", type=_positive_int, default=DEFAULT_FINE_TUNE_STEPS,
                    help=f"fine-tuning steps on each image (default: {DEFAULT_FINE_TUNE_STEPS})")
-    p.add_argument("--n-predictions", type=_positive_int, default=DEFAULT_N_PREDICTIONS,
+    p.add_argument("--n-predictions", type=_at_least_one, default=DEFAULT_N_PREDICTIONS,
                    help="Monte-Carlo dropout passes averaged (default: "
                         f"{DEFAULT_N_PREDICTIONS})")
-    p.add_argument("--tile-size", type=_positive_int, default=DEFAULT_TILE_SIZE,
+    p.add_argument("--tile-size", type=_at_least_one, default=DEFAULT_TILE_SIZE,
                    help=f"tile side in pixels for large images (default: {DEFAULT_TILE_SIZE})")
     p.add_argument("--dtype", choices=["float32", "float64", "input"], default="float32",
                    help="type of the data written: float32 (default; half the size of "
@@ -225,19 +271,42 @@ def _progress(args):
 
 
 # --------------------------------------------------------------------------- commands
+def _checkpoint_options(args, fit):
+    """The checkpoint keywords for ``fit``, checked against what it takes."""
+    if args.checkpoint is None:
+        if args.checkpoint_every is not None:
+            raise _UsageError("--checkpoint-every needs --checkpoint FILE")
+        return {}
+    if "checkpoint" not in inspect.signature(fit).parameters:
+        raise _CLIError("--checkpoint needs a tdrdenoise whose TDRModel.fit takes "
+                        "checkpoint=; this installation's does not")
+    options = {"checkpoint": args.checkpoint}
+    if args.checkpoint_every is not None:
+        options["checkpoint_every"] = args.checkpoint_every
+    return options
+
+
 def _cmd_train(args):
     from .io import read_image
     from .model import TDRModel
+    from .utils import _prepare_output_folder, clean_stale_temporaries
 
+    checkpoint = _checkpoint_options(args, TDRModel.fit)
     if os.path.exists(args.output) and not args.overwrite:
         raise _CLIError(f"{args.output} exists; pass --overwrite to replace it")
+    for name, path in (("--output", args.output), ("--checkpoint", args.checkpoint)):
+        if path is not None:  # fail now, not after the training
+            folder = _prepare_output_folder(os.path.dirname(os.path.abspath(path)),
+                                            f"the folder of {name}")
+            clean_stale_temporaries(folder)
     image = read_image(args.image, hdu=args.hdu, unit=args.unit)
     model = TDRModel(patch_size=args.patch_size, batch_size=args.batch_size,
                      device=args.device)
     _say(args, f"Training on {args.image} ({image.shape[0]} x {image.shape[1]} pixels, "
                f"unit {image.unit}) for {args.steps} steps on {model.device.type} ...")
     t0 = time.perf_counter()
-    model.fit(image, steps=args.steps, seed=args.seed, progress=_progress(args))
+    model.fit(image, steps=args.steps, seed=args.seed, progress=_progress(args),
+              **checkpoint)
     seconds = time.perf_counter() - t0
     model.save(args.output, overwrite=args.overwrite)
     record = model.history[-1]
@@ -301,7 +370,7 @@ def _cmd_denoise(args):
                        f"({100 * row['restored_fraction']:.2f} % restored, "
                        f"{row['seconds']:.1f} s)")
         elif row["status"] == "skipped":
-            _say(args, f"  skipped  {row['input']}: {row['output']} exists")
+            _say(args, f"  skipped  {row['input']}: {row['error'] or 'output exists'}")
         else:
             _say(args, f"  FAILED   {row['input']}")
     meta = table.meta
@@ -386,7 +455,7 @@ def main(argv=None):
     -------
     int
         The exit code: 0 success, 1 error or failed files, 2 bad usage, 130
-        interrupted.
+        interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP).
 
     Examples
     --------
@@ -404,7 +473,12 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return 2
     try:
-        return _COMMANDS[args.command](args)
+        with _termination_as_interrupt():
+            return _COMMANDS[args.command](args)
+    except _Terminated as exc:
+        name = signal.Signals(exc.signum).name
+        print(f"\ntdrdenoise {args.command}: terminated ({name})", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print(f"\ntdrdenoise {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -414,7 +488,37 @@ def main(argv=None):
         message = str(exc) if isinstance(exc, (_CLIError, OSError, ValueError)) \
             else f"{type(exc).__name__}: {exc}"
         print(f"tdrdenoise {args.command}: error: {message}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, _UsageError) else 1
+
+
+@contextlib.contextmanager
+def _termination_as_interrupt():
+    """Turn SIGTERM and SIGHUP into :class:`_Terminated` (a KeyboardInterrupt) for a block.
+
+    The temporary files, lock files and dask clusters of a run are then cleaned up
+    exactly as after Ctrl-C. Later signals are ignored while that cleanup runs. The
+    previous handlers come back at the end (main() may run inside another program).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = []
+
+    def handler(signum, frame):
+        if not raised:
+            raised.append(signum)
+            raise _Terminated(signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 if __name__ == "__main__":

@@ -278,7 +278,9 @@ def write_image(image, path, overwrite=False, inputs=()):
     the image has them, exactly as ``CCDData.write`` does, so
     ``CCDData.read(path)`` and :func:`read_image` give the image back. The file is
     first written to a temporary file in the same folder and then renamed, so an
-    interrupted run never leaves a half-written file under ``path``.
+    interrupted run never leaves a half-written file under ``path``; without
+    ``overwrite`` the rename is exclusive, so a file another process wrote under
+    ``path`` meanwhile is never replaced.
 
     Parameters
     ----------
@@ -299,7 +301,10 @@ def write_image(image, path, overwrite=False, inputs=()):
     Raises
     ------
     FileExistsError
-        If ``path`` exists and ``overwrite`` is False.
+        If ``path`` exists (or was created by another process while writing) and
+        ``overwrite`` is False.
+    NotADirectoryError
+        If the folder of ``path`` is a file.
     ValueError
         If ``path`` is one of ``inputs``.
     TypeError
@@ -328,7 +333,7 @@ def write_image(image, path, overwrite=False, inputs=()):
                               "replace it")
     ccd = _as_ccddata(image)
     hdul = ccd.to_hdu(hdu_mask="MASK", hdu_uncertainty="UNCERT")
-    with atomic_open(path) as fh:
+    with atomic_open(path, overwrite=overwrite) as fh:
         hdul.writeto(fh, output_verify="silentfix")
     return path
 

@@ -1,5 +1,10 @@
 """Tests of tdrdenoise.batch: many files, sequentially and on a dask LocalCluster."""
+import json
 import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,8 +13,9 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 
 from tdrdenoise import TDRModel
-from tdrdenoise.batch import denoise_files
+from tdrdenoise.batch import denoise_collection, denoise_files
 
+ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(fine_tune_steps=1, n_predictions=2, seed=0)
 
 
@@ -153,3 +159,181 @@ def test_dask_local_cluster(files, model, model_path, tmp_path):
                         progress=False, **FAST)
     np.testing.assert_allclose(fits.getdata(seq["output"][0]),
                                fits.getdata(table["output"][0]), rtol=1e-5, atol=1e-6)
+
+
+def test_single_file_name(files, model, tmp_path):
+    # a str or a Path is one file, not a sequence of characters
+    for name, out_dir in ((files[0], "a"), (Path(files[2]), "b")):
+        table = denoise_files(name, model, output_dir=tmp_path / out_dir, progress=False,
+                              **FAST)
+        assert len(table) == 1 and list(table["status"]) == ["done"]
+        assert table["input"][0] == os.fspath(name)
+
+
+def test_options_are_keyword_only(files, model, tmp_path):
+    with pytest.raises(TypeError, match="positional"):
+        denoise_files(files, model, 0.5)
+    ccdproc = pytest.importorskip("ccdproc")
+    collection = ccdproc.ImageFileCollection(os.path.dirname(files[0]))
+    with pytest.raises(TypeError, match="positional"):
+        denoise_collection(collection, model, 0.5)
+
+
+@pytest.mark.parametrize("options, error, match", [
+    ({"R": True}, TypeError, "R must be a number"),
+    ({"R": "5"}, TypeError, "R must be a number"),
+    ({"R": -1.0}, ValueError, "R must be zero or positive"),
+    ({"n_predictions": 2.9}, ValueError, "n_predictions .* whole number"),
+    ({"n_predictions": 0}, ValueError, "n_predictions must be an integer >= 1"),
+    ({"n_predictions": True}, TypeError, "n_predictions"),
+    ({"fine_tune_steps": -1}, ValueError, "fine_tune_steps must be an integer >= 0"),
+    ({"tile_size": 0}, ValueError, "tile_size must be an integer >= 1"),
+    ({"seed": -1}, ValueError, "seed must be an integer with 0 <= seed < 2"),
+    ({"seed": 2**70}, ValueError, "seed must be an integer with 0 <= seed < 2"),
+    ({"seed": "1"}, TypeError, "seed must be")])
+def test_options_checked_before_work(files, model, tmp_path, options, error, match):
+    out_dir = tmp_path / "out"
+    with pytest.raises(error, match=match):
+        denoise_files(files, model, output_dir=out_dir, progress=False,
+                      **{**FAST, **options})
+    assert not out_dir.exists()  # nothing was done
+
+
+def test_output_dir_problems_found_before_work(files, model, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("tdrdenoise.denoise.tdr_denoise",
+                        lambda *a, **k: calls.append(a) or pytest.fail("denoised"))
+    # a regular file where the output folder should be
+    not_a_dir = tmp_path / "out.fits"
+    not_a_dir.write_text("a file")
+    with pytest.raises(NotADirectoryError, match=r"output_dir .*out\.fits.* is a file, "
+                                                 "not a folder"):
+        denoise_files(files, model, output_dir=not_a_dir, progress=False)
+    with pytest.raises(NotADirectoryError, match="a folder above it is a file"):
+        denoise_files(files, model, output_dir=not_a_dir / "sub", progress=False)
+    # a folder where nothing can be written (simulated: tests may run as root)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and os.path.samefile(dir, locked):
+            raise PermissionError(13, "Permission denied")
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    with pytest.raises(PermissionError, match=r"output_dir .*locked.* is not writable"):
+        denoise_files(files, model, output_dir=locked, progress=False)
+    assert calls == []
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0,
+                    reason="needs POSIX permissions that apply (not root)")
+def test_unwritable_output_dir(files, model, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match="not writable"):
+            denoise_files(files, model, output_dir=locked, progress=False, **FAST)
+    finally:
+        locked.chmod(0o755)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pids")
+def test_claims_and_stale_files(files, model, tmp_path):
+    from tdrdenoise.utils import _host
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    # what a run killed outright left behind: a lock and a half-written temporary
+    (out_dir / ".frame0_tdr.fits.lock").write_text(f"{proc.pid}@{_host()}\n")
+    part = out_dir / f".frame0_tdr.fits.{proc.pid}@{_host()}.x1y2z3_a.part"
+    part.write_bytes(b"half a file")
+    # a file another run (this process stands for it) is working on
+    (out_dir / ".frame1_tdr.fits.lock").write_text(f"{os.getpid()}@{_host()}\n")
+    table = denoise_files(files, model, output_dir=out_dir, progress=False, **FAST)
+    assert list(table["status"]) == ["done", "failed", "skipped"]
+    assert "being written by another run" in table["error"][2]
+    assert table.meta["n_failed"] == 1 and table.meta["n_skipped"] == 1
+    assert sorted(os.listdir(out_dir)) == [".frame1_tdr.fits.lock", "frame0_tdr.fits"]
+
+
+def test_output_is_a_folder(files, model, tmp_path):
+    (tmp_path / "out" / "frame0_tdr.fits").mkdir(parents=True)
+    table = denoise_files(files[:1], model, output_dir=tmp_path / "out", progress=False,
+                          **FAST)
+    assert list(table["status"]) == ["failed"] and "is a folder" in table["error"][0]
+
+
+def test_written_meanwhile_is_skipped(files, model, tmp_path, monkeypatch):
+    """An output another run writes while this one denoises is kept and skipped."""
+    import tdrdenoise.denoise
+
+    out_dir = tmp_path / "out"
+    real = tdrdenoise.denoise.tdr_denoise
+
+    def racing(image, model, **kwargs):
+        result = real(image, model, **kwargs)
+        (out_dir / "frame0_tdr.fits").write_bytes(b"theirs")  # a run without claims
+        return result
+
+    monkeypatch.setattr(tdrdenoise.denoise, "tdr_denoise", racing)
+    table = denoise_files(files[:1], model, output_dir=out_dir, progress=False, **FAST)
+    assert list(table["status"]) == ["skipped"]
+    assert "another run" in table["error"][0]
+    assert (out_dir / "frame0_tdr.fits").read_bytes() == b"theirs"
+    assert os.listdir(out_dir) == ["frame0_tdr.fits"]
+
+
+def test_concurrent_runs_split_the_work(files, model_path, tmp_path):
+    """Two processes on the same files and folder: each output written once, no failure."""
+    raw = os.path.dirname(files[0])
+    frames = [write_frame(os.path.join(raw, f"many{i}.fits"), 10 + i) for i in range(6)]
+    out_dir = tmp_path / "out"
+    go = tmp_path / "go"
+    script = (
+        "import json, os, sys, time\n"
+        "from tdrdenoise import TDRModel\n"
+        "from tdrdenoise.batch import denoise_files\n"
+        "model = TDRModel.load(sys.argv[1], device='cpu')\n"
+        "print('ready', flush=True)\n"
+        "while not os.path.exists(sys.argv[2]):\n"
+        "    time.sleep(0.01)\n"
+        "table = denoise_files(sys.argv[4:], model, output_dir=sys.argv[3], progress=False,\n"
+        "                      fine_tune_steps=2, n_predictions=4, seed=0)\n"
+        "print(json.dumps([list(table['status']), list(table['error'])]), flush=True)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(model_path), str(go),
+                               str(out_dir)] + frames, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready"
+        go.write_text("")
+        results = [proc.communicate(timeout=300) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    for proc, (out, err) in zip(procs, results):
+        assert proc.returncode == 0, err
+    status = [json.loads(out)[0] for out, _ in results]
+    for i in range(len(frames)):
+        column = sorted(s[i] for s in status)
+        assert column in (["done", "skipped"], ["skipped", "done"]), column
+    assert sorted(os.listdir(out_dir)) == [f"many{i}_tdr.fits" for i in range(6)]
+    for name in os.listdir(out_dir):
+        assert "TDRDENOI" in fits.getheader(out_dir / name)
+
+
+def test_model_payload_round_trip(model, model_path):
+    from tdrdenoise.batch import _model_from_payload, _model_to_payload
+
+    payload = _model_to_payload(model)
+    assert payload["key"] == model.fingerprint and payload["name"] == model.path
+    assert isinstance(payload["bytes"], bytes) and model.path == str(model_path)
+    back = _model_from_payload(payload, "cpu")
+    assert back.fingerprint == model.fingerprint and back.path == model.path

@@ -1,8 +1,12 @@
 """Tests of the tdrdenoise command line, in-process through main()."""
 import argparse
+import inspect
 import os
+import re
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +218,170 @@ def test_python_m_help():
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0
     assert "usage: tdrdenoise" in result.stdout and "denoise" in result.stdout
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def subprocess_env():
+    return {**os.environ, "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--n-predictions", "0"], "--n-predictions: expected an integer of at least 1"),
+    (["--tile-size", "0"], "--tile-size: expected an integer of at least 1"),
+    (["--seed", "-1"], r"--seed must be an integer with 0 <= --seed < 2\*\*63; got -1"),
+    (["--seed", str(2**70)], r"--seed must be an integer with 0 <= --seed < 2\*\*63"),
+    (["--seed", "1.5"], "the seed must be an integer"),
+])
+def test_denoise_usage_errors(capsys, extra, match):
+    assert main(["denoise", "--model", "m.tdr", "a.fits"] + extra) == 2
+    assert re.search(match, capsys.readouterr().err)
+
+
+def test_quiet_on_every_command():
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(commands) == set(cli._COMMANDS)
+    for name, sub in commands.items():
+        assert "--quiet" in sub._option_string_actions, name
+        assert sub.parse_args(([] if name in ("demo",) else {
+            "train": ["i.fits", "-o", "m.tdr"], "denoise": ["-m", "m.tdr", "f.fits"],
+            "evaluate": ["a.fits", "b.fits"]}[name]) + ["--quiet"]).quiet
+
+
+def test_output_dir_is_a_file(trained, capsys, tmp_path):
+    folder, model, frames = trained
+    not_a_dir = tmp_path / "out"
+    not_a_dir.write_text("a file")
+    assert main(["denoise", "--model", model, frames[1], "-o", str(not_a_dir)]
+                + FAST + TINY) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "Errno" not in err
+
+
+def test_train_output_folder_is_a_file(trained, capsys, tmp_path, monkeypatch):
+    folder, model, frames = trained
+    (tmp_path / "models").write_text("a file")
+    monkeypatch.setattr("tdrdenoise.model.TDRModel.fit",
+                        lambda *a, **k: pytest.fail("trained before checking the output"))
+    assert main(["train", frames[0], "-o", str(tmp_path / "models" / "m.tdr")] + TINY) == 1
+    err = capsys.readouterr().err
+    assert "the folder of --output" in err and "is a file, not a folder" in err
+
+
+def test_train_checkpoint_options(trained, monkeypatch, tmp_path, capsys):
+    from tdrdenoise.model import TDRModel
+
+    folder, model, frames = trained
+    real_fit = TDRModel.fit
+    calls = []
+
+    def fit(self, image, steps=10, seed=None, learning_rate=None, progress=None,
+            checkpoint=None, checkpoint_every=None):
+        calls.append({"checkpoint": checkpoint, "checkpoint_every": checkpoint_every})
+        return real_fit(self, image, steps=steps, seed=seed, progress=progress)
+
+    monkeypatch.setattr(TDRModel, "fit", fit)
+    base = ["train", frames[0], "--steps", "1", "--patch-size", "32", "--batch-size", "2",
+            "-q"] + TINY
+    ckpt = str(tmp_path / "ckpt" / "state.pt")
+    assert main(base + ["-o", str(tmp_path / "a.tdr"), "--checkpoint", ckpt,
+                        "--checkpoint-every", "5"]) == 0
+    assert calls[-1] == {"checkpoint": ckpt, "checkpoint_every": 5}
+    assert main(base + ["-o", str(tmp_path / "b.tdr"), "--checkpoint", ckpt]) == 0
+    assert calls[-1] == {"checkpoint": ckpt, "checkpoint_every": None}
+    # --checkpoint-every alone is a usage error, found before training
+    assert main(base + ["-o", str(tmp_path / "c.tdr"), "--checkpoint-every", "5"]) == 2
+    assert "--checkpoint-every needs --checkpoint" in capsys.readouterr().err
+    assert len(calls) == 2
+    assert main(base + ["-o", str(tmp_path / "d.tdr"), "--checkpoint", "x",
+                        "--checkpoint-every", "0"]) == 2
+    # a fit without checkpoints: a clear error, not a TypeError after loading the image
+    monkeypatch.setattr(TDRModel, "fit", lambda self, image, steps=1, seed=None,
+                        progress=None: pytest.fail("trained"))
+    assert main(base + ["-o", str(tmp_path / "e.tdr"), "--checkpoint", ckpt]) == 1
+    assert "TDRModel.fit takes checkpoint=" in capsys.readouterr().err
+
+
+def test_train_checkpoint_real(trained, tmp_path):
+    from tdrdenoise.model import TDRModel
+
+    if "checkpoint" not in inspect.signature(TDRModel.fit).parameters:
+        pytest.skip("TDRModel.fit takes no checkpoint= in this version")
+    folder, model, frames = trained
+    ckpt = tmp_path / "state.ckpt"
+    assert main(["train", frames[0], "-o", str(tmp_path / "m.tdr"), "--steps", "4",
+                 "--patch-size", "32", "--batch-size", "2", "--checkpoint", str(ckpt),
+                 "--checkpoint-every", "2", "-q"] + TINY) == 0
+    assert (tmp_path / "m.tdr").is_file()
+
+
+def _start(script, args, **kwargs):
+    return subprocess.Popen([sys.executable, "-c", script] + args, env=subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_signal_during_write_cleans_up(trained, tmp_path, signame, code):
+    """SIGTERM/SIGHUP while an output is being written: no temporary, no lock left."""
+    folder, model, frames = trained
+    out_dir = tmp_path / "out"
+    # the run hangs while writing its first output, as a large file would
+    script = ("import sys, time\n"
+              "from astropy.io import fits\n"
+              "from tdrdenoise.cli import main\n"
+              "def slow_write(self, fileobj, **kwargs):\n"
+              "    fileobj.write(b'x' * 2880); fileobj.flush()\n"
+              "    print('writing', flush=True)\n"
+              "    time.sleep(120)\n"
+              "fits.HDUList.writeto = slow_write\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    proc = _start(script, ["denoise", "--model", model, frames[1], frames[2], "-o",
+                           str(out_dir), "-q"] + FAST + TINY)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        assert any(name.endswith(".part") for name in os.listdir(out_dir))
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert f"terminated ({signame})" in err and "Traceback" not in err
+    assert os.listdir(out_dir) == []  # no .part, no .lock, no output
+
+
+def test_concurrent_cli_runs(trained, tmp_path):
+    """Two 'tdrdenoise denoise' runs on the same files split them; both exit 0."""
+    folder, model, frames = trained
+    inputs = [write_frame(tmp_path / f"obs{i}.fits", 20 + i) for i in range(6)]
+    out_dir = tmp_path / "out"
+    go = tmp_path / "go"
+    script = ("import os, sys, time\n"
+              "from tdrdenoise.cli import main\n"
+              "print('ready', flush=True)\n"
+              "while not os.path.exists(sys.argv[1]):\n"
+              "    time.sleep(0.01)\n"
+              "sys.exit(main(sys.argv[2:]))\n")
+    args = [str(go), "denoise", "--model", model, "-o", str(out_dir), "--fine-tune-steps",
+            "2", "--n-predictions", "4"] + TINY + inputs
+    procs = [_start(script, args) for _ in range(2)]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready"
+        go.write_text("")
+        results = [proc.communicate(timeout=300) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    done = []
+    for proc, (out, err) in zip(procs, results):
+        assert proc.returncode == 0, err
+        assert "0 failed" in out
+        done += [line.split()[1] for line in out.splitlines()
+                 if line.strip().startswith("done ")]
+    assert sorted(done) == sorted(inputs)  # each file denoised exactly once
+    assert sorted(os.listdir(out_dir)) == [f"obs{i}_tdr.fits" for i in range(6)]

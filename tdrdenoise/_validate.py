@@ -1,0 +1,163 @@
+"""Checks of the options shared by the public functions, with errors naming the argument.
+
+Each function returns the value in canonical form (a Python int, the threshold as
+given) or raises `TypeError` (wrong kind) / `ValueError` (wrong value) whose message
+names the argument and says what is accepted.
+"""
+import numbers
+
+import numpy as np
+from astropy import units as u
+
+__all__ = ["check_int", "check_seed", "check_threshold", "SEED_LIMIT"]
+
+#: Seeds are integers in ``[0, SEED_LIMIT)``: what numpy and torch both take, and what
+#: a FITS header card can record.
+SEED_LIMIT = 2**63
+
+
+def _integral(value, name, what):
+    """``value`` as an int: ints, numpy ints and integral floats; not bools or strings."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be {what}; got the bool {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        if np.isfinite(value) and float(value).is_integer():
+            return int(value)
+        raise ValueError(f"{name} must be {what}; got {value!r}, which is not a whole "
+                         "number")
+    raise TypeError(f"{name} must be {what}; got {type(value).__name__} {value!r}")
+
+
+def check_int(value, name, minimum=None):
+    """Check an integer option (a count of steps, passes, pixels...).
+
+    Parameters
+    ----------
+    value : int
+        The value; numpy integers and whole floats (``2.0``) are accepted.
+    name : str
+        The argument name, for the messages.
+    minimum : int, optional
+        The smallest value allowed.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        For a bool, a string or another non-number.
+    ValueError
+        For a float that is not a whole number, or a value below ``minimum``.
+
+    Examples
+    --------
+    >>> from tdrdenoise._validate import check_int
+    >>> check_int(4.0, "n_predictions", minimum=1)
+    4
+    >>> check_int(0, "n_predictions", minimum=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_predictions must be an integer >= 1; got 0
+    """
+    what = "an integer" if minimum is None else f"an integer >= {minimum}"
+    number = _integral(value, name, what)
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be {what}; got {number}")
+    return number
+
+
+def check_seed(seed, name="seed"):
+    """Check a random seed: None (a fresh one each time) or an integer in [0, 2**63).
+
+    Parameters
+    ----------
+    seed : int or None
+        The seed.
+    name : str, optional
+        The argument name, for the messages.
+
+    Returns
+    -------
+    int or None
+
+    Raises
+    ------
+    TypeError
+        For a bool, a string or another non-number.
+    ValueError
+        For a negative seed, one of 2**63 or more, or a float that is not whole.
+
+    Examples
+    --------
+    >>> from tdrdenoise._validate import check_seed
+    >>> check_seed(42), check_seed(None)
+    (42, None)
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: seed must be an integer with 0 <= seed < 2**63; got -1
+    """
+    if seed is None:
+        return None
+    what = f"an integer with 0 <= {name} < 2**63"
+    number = _integral(seed, name, what)
+    if not 0 <= number < SEED_LIMIT:
+        raise ValueError(f"{name} must be {what}; got {number}")
+    return number
+
+
+def check_threshold(R, name="R"):
+    """Check a restore threshold: a non-negative number or Quantity (``inf`` allowed).
+
+    The unit is not checked here (that needs the image); the value is returned as
+    given, a Quantity staying a Quantity.
+
+    Parameters
+    ----------
+    R : float or `~astropy.units.Quantity`
+        The threshold.
+    name : str, optional
+        The argument name, for the messages.
+
+    Returns
+    -------
+    float or `~astropy.units.Quantity`
+
+    Raises
+    ------
+    TypeError
+        For a bool, a string, None, an array or another non-number.
+    ValueError
+        For NaN or a negative value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy import units as u
+    >>> from tdrdenoise._validate import check_threshold
+    >>> check_threshold(5 * u.G), check_threshold(np.inf)
+    (<Quantity 5. G>, inf)
+    >>> check_threshold("5")
+    Traceback (most recent call last):
+    ...
+    TypeError: R must be a number or a Quantity (e.g. 5 or 5 * u.G); got str '5'
+    """
+    what = "a number or a Quantity (e.g. 5 or 5 * u.G)"
+    if isinstance(R, u.Quantity):
+        if not R.isscalar:
+            raise TypeError(f"{name} must be a scalar; got a Quantity of shape {R.shape}")
+        value = R.value
+    elif isinstance(R, np.ndarray) and R.ndim == 0 and R.dtype.kind in "fiu":
+        value = R.item()
+    elif isinstance(R, (bool, np.bool_)) or not isinstance(R, numbers.Real):
+        raise TypeError(f"{name} must be {what}; got {type(R).__name__} {R!r}")
+    else:
+        value = R
+    if np.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be zero or positive (np.inf restores nothing); "
+                         f"got {R}")
+    return R
