@@ -51,4 +51,4 @@ def difference_noise(data, invalid=None):
     sigma = float(mad_std(d)) / np.sqrt(2.0)
     if not sigma > 0:
         sigma = float(np.std(d)) / np.sqrt(2.0)
-    return sigma
+    return float(sigma)
