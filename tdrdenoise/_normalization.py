@@ -157,11 +157,14 @@ def network_input(data, invalid, norm, factor=1.0, name="image"):
     valid = ~invalid & ~extreme
     n = int(extreme.sum())
     if n:
+        threshold = norm.get("outlier_threshold", OUTLIER_THRESHOLD)
+        where = (f"lie more than {threshold:g} noise sigmas from the median"
+                 if threshold < np.inf else "are too large for the network (float32)")
         warnings.warn(
-            f"{name}: {n} pixel(s) lie more than {norm.get('outlier_threshold'):g} noise "
-            "sigmas from the median (fill values such as -1e30 or 65535, saturated or "
-            "extreme pixels); they are hidden from the network, come out unchanged and "
-            "are masked in NDData/Map results. Mask them yourself, or raise the model's "
-            "outlier_threshold if they are real signal.", TDRUserWarning, stacklevel=4)
+            f"{name}: {n} extreme pixel(s) {where} (fill values such as -1e30 or 65535, "
+            "saturated or bad pixels); they are hidden from the network, come out "
+            "unchanged and are masked in NDData/Map results. Mask them yourself, or raise "
+            "the model's outlier_threshold if they are real signal.", TDRUserWarning,
+            stacklevel=4)
     z = np.where(valid, z, 0.0).astype(np.float32)
     return z, valid, extreme

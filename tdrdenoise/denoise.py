@@ -132,9 +132,9 @@ def tdr_denoise(image, model, *, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STE
     pixels are exactly their initial values and no finite value becomes inf: float
     input keeps its dtype (float16 becomes float32); integer input of at most 16 bits
     (int8, uint8, int16, uint16) gives float32, which holds all their values; wider
-    integers give float64 (exact up to 2**53). When no pixel is denoised (``R=0``
-    restores them all), the result holds the input values in the input dtype, bit
-    for bit. :meth:`TDRModel.predict` uses the same dtypes.
+    integers give float64 (exact up to 2**53). When no pixel value changes (``R=0``
+    restores them all), the result is the input values in the input dtype, bit for
+    bit. :meth:`TDRModel.predict` uses the same dtypes.
 
     Examples
     --------
@@ -168,10 +168,11 @@ def tdr_denoise(image, model, *, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STE
                                      seed=seed, tile_size=tile_size, progress=progress)
     restored, restored_mask = restore(img.data, mean, threshold)
     restored_mask &= valid
-    if (valid & ~restored_mask).any():
-        data = np.where(valid, restored, img.data).astype(img.output_dtype, copy=False)
-    else:  # nothing denoised: the input itself, in its dtype
+    data = np.where(valid, restored, img.data)
+    if np.array_equal(data, img.data, equal_nan=True):  # e.g. R=0: the input, in its dtype
         data = img.raw.copy()
+    else:
+        data = data.astype(img.output_dtype, copy=False)
 
     mask = unc = provenance = None
     if img.kind in ("nddata", "map", "masked"):
