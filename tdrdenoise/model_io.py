@@ -108,7 +108,8 @@ def to_bytes(model):
 
     Examples
     --------
-    >>>     >>> from tdrdenoise import TDRModel
+    >>> import numpy as np
+    >>> from tdrdenoise import TDRModel
     >>> from tdrdenoise.model_io import from_bytes, to_bytes
     >>> model = TDRModel(device="cpu").fit(np.random.default_rng(0).normal(size=(32, 32)),
     ...                                    steps=1, seed=0, progress=False)
