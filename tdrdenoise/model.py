@@ -16,7 +16,7 @@ from ._normalization import (OUTLIER_THRESHOLD, inverse, inverse_std, make_norma
                              network_input, noise_in_image_unit)
 from ._training import checkpoint_seed, new_seed, train
 from ._containers import MIN_SIZE, check_image, unpack
-from ._ensemble import GRID, mc_ensemble
+from ._ensemble import GRID, seeded_ensemble
 from .model_io import FILE_FORMAT_VERSION  # noqa: F401  (kept importable from here)
 from .network import SelfToSelfUNet
 from .utils import resolve_device
@@ -394,15 +394,10 @@ class TDRModel:
         n_predictions = int(n_predictions)
         if n_predictions < 1:
             raise ValueError(f"n_predictions must be at least 1; got {n_predictions}")
-        seed = new_seed() if seed is None else int(seed)
-        gen = torch.Generator().manual_seed(seed)
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda"
-                                   else []):
-            torch.manual_seed(seed)
-            zm, zs = mc_ensemble(self._net, z, valid, n_predictions=n_predictions,
-                                 keep_prob=self.keep_prob, generator=gen,
-                                 device=self.device, tile_size=tile_size,
-                                 progress=progress)
+        zm, zs = seeded_ensemble(self._net, z, valid, n_predictions=n_predictions,
+                                 seed=new_seed() if seed is None else int(seed),
+                                 keep_prob=self.keep_prob, device=self.device,
+                                 tile_size=tile_size, progress=progress)
         norm = self.normalization
         return (inverse(zm, norm, factor),
                 inverse_std(zm, zs, norm, factor))
