@@ -17,10 +17,17 @@ from astropy.nddata import NDData, StdDevUncertainty
 __all__ = []
 
 
-def _is_map(obj):
+#: Smallest image side tdrdenoise accepts (the network pools five times).
+MIN_SIZE = 16
+
+
+def is_map(obj):
     """True for a sunpy Map, without importing sunpy when the caller never did."""
     sunpy_map = sys.modules.get("sunpy.map")
     return sunpy_map is not None and isinstance(obj, sunpy_map.GenericMap)
+
+
+_is_map = is_map  # old name, still imported by io.py
 
 
 @dataclass
@@ -32,6 +39,20 @@ class _Image:
     unit: object                # astropy unit, or None
     kind: str                   # "ndarray", "masked", "quantity", "nddata", "map"
     original: object = field(repr=False)
+    raw: np.ndarray = field(default=None, repr=False)  # input values in their own dtype
+
+    @property
+    def output_dtype(self):
+        """The float dtype of results: one that holds every input value exactly.
+
+        Float inputs keep their dtype (float16 becomes float32); integers of at most
+        16 bits give float32, which holds all their values; wider integers give
+        float64 (exact up to 2**53).
+        """
+        dtype = self.raw.dtype
+        if dtype.kind == "f":
+            return np.dtype(np.float32) if dtype.itemsize < 4 else dtype.newbyteorder("=")
+        return np.dtype(np.float32) if dtype.itemsize <= 2 else np.dtype(np.float64)
 
     @property
     def input_mask(self):
@@ -70,7 +91,7 @@ def unpack(image, name="image"):
     """
     mask = None
     unit = None
-    if _is_map(image):
+    if is_map(image):
         kind, values, mask = "map", image.data, image.mask
         unit = image.unit
     elif isinstance(image, NDData):
@@ -96,6 +117,8 @@ def unpack(image, name="image"):
     # images and strided slices all end up the same.
     dtype = values.dtype if values.dtype.kind == "f" else np.dtype(np.float64)
     data = np.array(values, dtype=dtype.newbyteorder("="), order="C", copy=True)
+    raw = data if values.dtype.kind == "f" else np.array(
+        values, dtype=values.dtype.newbyteorder("="), order="C", copy=True)
     invalid = ~np.isfinite(data)
     if mask is not None and mask is not np.ma.nomask:
         invalid |= np.broadcast_to(np.asarray(mask, bool), data.shape)
@@ -103,7 +126,36 @@ def unpack(image, name="image"):
         unit = u.Unit(unit)
         if unit == u.dimensionless_unscaled and kind != "quantity":
             unit = None
-    return _Image(data=data, invalid=invalid, unit=unit, kind=kind, original=image)
+    return _Image(data=data, invalid=invalid, unit=unit, kind=kind, original=image, raw=raw)
+
+
+def check_image(img, name, min_valid=MIN_SIZE * MIN_SIZE):
+    """Raise ValueError if an unpacked image is too small or has too few valid pixels."""
+    h, w = img.data.shape
+    if h < MIN_SIZE or w < MIN_SIZE:
+        raise ValueError(f"{name} is {h} x {w} pixels; tdrdenoise needs at least "
+                         f"{MIN_SIZE} x {MIN_SIZE}")
+    n_valid = int((~img.invalid).sum())
+    if n_valid == 0:
+        raise ValueError(f"{name} has no valid pixels (all NaN, inf or masked)")
+    if n_valid < min_valid:
+        raise ValueError(f"{name} has only {n_valid} valid pixels; tdrdenoise needs at "
+                         f"least {min_valid}")
+
+
+def split_quantity(value, name):
+    """(ndarray, unit or None) of an array-like or Quantity of any shape."""
+    if isinstance(value, u.Quantity):
+        return value.value, value.unit
+    if isinstance(value, (NDData, str)) or is_map(value):
+        raise TypeError(f"{name} must be an array or a Quantity; got {type(value).__name__}"
+                        " (pass its .data, or use tdr_denoise)")
+    return np.asarray(value), None
+
+
+def join_quantity(values, unit):
+    """``values`` as a Quantity in ``unit``, or as they are when ``unit`` is None."""
+    return values if unit is None else u.Quantity(values, unit, copy=False)
 
 
 def scalar_in_unit(value, unit, name):
@@ -136,13 +188,19 @@ def scalar_in_unit(value, unit, name):
         raise TypeError(f"{name} must be a number or a Quantity; got {value!r}") from exc
 
 
-def _fits_safe_insert(meta, key, short_key, value):
-    """Record ``value`` in ``meta`` the way ccdproc does for long keys."""
+def _insert_card(meta, key, value, long_name=None):
+    """Record ``value`` under ``key`` in ``meta`` the way ccdproc does.
+
+    ``long_name`` (a step name longer than FITS allows) points to ``key`` through a
+    ``HIERARCH`` card in FITS headers. Keys longer than 8 characters become HIERARCH
+    cards in FITS headers.
+    """
     if isinstance(meta, fits.Header):
-        meta[f"HIERARCH {key.upper()}"] = (short_key, "Shortened name for tdrdenoise step")
-        meta[short_key] = value
+        if long_name:
+            meta[f"HIERARCH {long_name.upper()}"] = (key, "Shortened name for tdrdenoise step")
+        meta[f"HIERARCH {key}" if len(key) > 8 else key] = value
     else:
-        meta[short_key] = value
+        meta[key] = value
 
 
 def repack(image, data, *, mask=None, std=None, provenance=None):
@@ -158,8 +216,9 @@ def repack(image, data, *, mask=None, std=None, provenance=None):
         Output mask (NDData, Map and masked arrays only).
     std : ndarray, optional
         Per-pixel standard deviation, stored as ``StdDevUncertainty`` (NDData only).
-    provenance : list of (key, short_key, value), optional
-        Header cards to add; for Maps also a ``history`` line each.
+    provenance : list of (key, value, long_name), optional
+        Header cards to add (``long_name``, or None, is the step name recorded
+        ccdproc-style); for Maps also a ``history`` line each.
     """
     original = image.original
     if image.kind == "ndarray":
@@ -169,17 +228,20 @@ def repack(image, data, *, mask=None, std=None, provenance=None):
     if image.kind == "quantity":
         return u.Quantity(data, image.unit, copy=False)
     meta = copy.deepcopy(original.meta) if original.meta is not None else {}
-    for key, short_key, value in provenance or ():
-        _fits_safe_insert(meta, key, short_key, value)
+    for key, value, long_name in provenance or ():
+        _insert_card(meta, key, value, long_name)
         if image.kind == "map":
             history = meta.get("history", "")
-            meta["history"] = (history + "\n" if history else "") + f"{key}: {value}"
+            meta["history"] = (history + "\n" if history else "") + \
+                f"{long_name or key}: {value}"
     uncertainty = None
     if std is not None:
         uncertainty = StdDevUncertainty(std, unit=image.unit)
     if image.kind == "map":
-        new = original._new_instance(data, meta, plot_settings=original.plot_settings,
-                                     mask=mask, uncertainty=uncertainty)
+        # the public constructor of the Map's own class; sources such as HMIMap set
+        # plot settings in it, so the input's are applied afterwards
+        new = type(original)(data, meta, mask=mask, uncertainty=uncertainty)
+        new.plot_settings.update(original.plot_settings)
         return new
     kwargs = dict(mask=mask, uncertainty=uncertainty, wcs=original.wcs, meta=meta,
                   unit=original.unit)

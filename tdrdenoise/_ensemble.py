@@ -149,3 +149,15 @@ def mc_ensemble(net, z, valid, *, n_predictions, keep_prob, generator, device,
         std = torch.full_like(mean, float("nan"))
     return (mean[crop].numpy().astype(np.float32),
             std[crop].numpy().astype(np.float32))
+
+
+def seeded_ensemble(net, z, valid, *, n_predictions, seed, keep_prob, device, tile_size,
+                    progress=None):
+    """:func:`mc_ensemble` with its masks and dropout drawn from ``seed``, leaving the
+    global torch random state as it was."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return mc_ensemble(net, z, valid, n_predictions=n_predictions, keep_prob=keep_prob,
+                           generator=gen, device=device, tile_size=tile_size,
+                           progress=progress)

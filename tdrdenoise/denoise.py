@@ -1,12 +1,16 @@
 """Denoise and restore in one call (the "D" and "R" of TDR) on any image container."""
 import numpy as np
 
-from ._containers import unpack, repack
+from ._containers import check_image, repack, unpack
 from .model import (DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_TILE_SIZE,
-                    TDRModel, _check_image)
-from .restore import _threshold, restore
+                    TDRModel)
+from .restore import restore, threshold_value
 
 __all__ = ["tdr_denoise"]
+
+#: The cards written by default: (key, long step name pointing to it in FITS headers).
+RECORD_CARD = ("TDRDENOI", "tdr_denoise")
+FRACTION_CARD = ("TDRRFRAC", "tdr_restored_fraction")
 
 
 def _format_R(R, unit):
@@ -15,9 +19,33 @@ def _format_R(R, unit):
     return f"{R:g} {unit}" if unit is not None else f"{R:g}"
 
 
-def tdr_denoise(image, model, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STEPS,
+def _provenance(add_keyword, record, fraction):
+    """The (key, value, long_name) cards ``add_keyword`` asks for (ccdproc-style)."""
+    if add_keyword is None or add_keyword is False:
+        return []
+    fraction_card = (FRACTION_CARD[0], round(fraction, 6), FRACTION_CARD[1])
+    if add_keyword is True:
+        return [(RECORD_CARD[0], record, RECORD_CARD[1]), fraction_card]
+    if isinstance(add_keyword, str):
+        if not add_keyword.strip():
+            raise ValueError("add_keyword must be a non-empty key name; got ''")
+        cards = [(add_keyword, record, None)]
+    elif isinstance(add_keyword, dict):
+        cards = [(str(k), v, None) for k, v in add_keyword.items()]
+    elif hasattr(add_keyword, "keyword") and hasattr(add_keyword, "value"):  # fits.Card
+        cards = [(add_keyword.keyword, add_keyword.value, None)]
+    elif hasattr(add_keyword, "name") and hasattr(add_keyword, "value"):  # ccdproc.Keyword
+        cards = [(add_keyword.name, add_keyword.value, None)]
+    else:
+        raise TypeError("add_keyword must be True, False, a key name (str), a dict, a "
+                        "ccdproc.Keyword or an astropy.io.fits.Card; got "
+                        f"{type(add_keyword).__name__}")
+    return cards + [fraction_card]
+
+
+def tdr_denoise(image, model, *, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STEPS,
                 n_predictions=DEFAULT_N_PREDICTIONS, seed=None, tile_size=DEFAULT_TILE_SIZE,
-                progress=None, return_restored_mask=False):
+                progress=None, return_restored_mask=False, add_keyword=True):
     """Denoise an image with a trained TDR model, then restore pixels changed by more than R.
 
     The model is first fine-tuned for ``fine_tune_steps`` on a copy (the model you
@@ -41,11 +69,14 @@ def tdr_denoise(image, model, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STEPS,
         estimate for restored pixels (they are raw data) and NaN for invalid ones;
       * ``meta`` gains, ccdproc-style, a card ``TDRDENOI`` (pointed to by
         ``HIERARCH TDR_DENOISE`` in FITS headers) with R, the model and the ensemble
-        settings, and ``TDRRFRAC``, the fraction of valid pixels restored. Maps also
-        get a ``history`` line.
+        settings, and ``TDRRFRAC``, the fraction of the pixels the network saw that
+        were restored (see ``add_keyword``). Maps also get a ``history`` line.
 
     Invalid pixels (NaN, inf, masked) are hidden from the network and come out
-    untouched.
+    untouched. So do extreme pixels, farther than the model's ``outlier_threshold``
+    (1000 by default) noise sigmas from the median, such as fill values: a
+    `~tdrdenoise.TDRUserWarning` gives their count and they are masked in NDData and
+    Map results.
 
     Parameters
     ----------
@@ -70,6 +101,12 @@ def tdr_denoise(image, model, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STEPS,
         Progress bars; None shows them only on a terminal.
     return_restored_mask : bool, optional
         Also return the boolean mask of the restored pixels.
+    add_keyword : bool, str, dict, `ccdproc.Keyword` or `~astropy.io.fits.Card`, optional
+        Provenance in ``meta`` (NDData and Map results), as ccdproc's ``add_keyword``:
+        True writes ``TDRDENOI`` and ``TDRRFRAC`` (above); False or None writes no
+        card; a str is the key under which the ``TDRDENOI`` record goes; a Keyword,
+        Card or dict replaces that record by the user's card(s). ``TDRRFRAC`` is
+        written unless ``add_keyword`` is False or None.
 
     Returns
     -------
@@ -81,13 +118,23 @@ def tdr_denoise(image, model, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STEPS,
     Raises
     ------
     TypeError
-        If ``model`` is not a TDRModel, ``image`` is not an image, or ``R`` is not a
-        scalar number or Quantity.
+        If ``model`` is not a TDRModel, ``image`` is not an image, ``R`` is not a
+        scalar number or Quantity, or ``add_keyword`` is of another kind.
     ValueError
         For negative or NaN ``R``, images too small, all-invalid images, or an
         untrained model.
     astropy.units.UnitsError
         If the image unit or the unit of ``R`` does not match the model's.
+
+    Notes
+    -----
+    The output dtype holds every input value exactly, so that restored and invalid
+    pixels are exactly their initial values and no finite value becomes inf: float
+    input keeps its dtype (float16 becomes float32); integer input of at most 16 bits
+    (int8, uint8, int16, uint16) gives float32, which holds all their values; wider
+    integers give float64 (exact up to 2**53). When no pixel value changes (``R=0``
+    restores them all), the result is the input values in the input dtype, bit for
+    bit. :meth:`TDRModel.predict` uses the same dtypes.
 
     Examples
     --------
@@ -105,38 +152,43 @@ def tdr_denoise(image, model, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STEPS,
     """
     if not isinstance(model, TDRModel):
         raise TypeError(f"model must be a TDRModel; got {type(model).__name__}")
-    model._require_fitted("tdr_denoise")
+    model.check_fitted("tdr_denoise")
     img = unpack(image, "image")
-    _check_image(img, "image", min_valid=1)
-    model._unit_factor(img, "image")  # unit mismatch fails before any work
+    check_image(img, "image", min_valid=1)
+    factor = model.unit_factor(img.unit, "image")  # unit mismatch fails before any work
     # an image without a unit is taken to be in the model's unit
     unit = img.unit if img.unit is not None else model.unit
-    threshold = _threshold(R, unit)
-    tuned = model.fine_tune(img.original, steps=fine_tune_steps, seed=seed,
-                            progress=progress) if fine_tune_steps else model
-    mean, std = tuned._predict_arrays(img, n_predictions, seed, tile_size, progress)
-    valid = ~img.invalid
-    data, restored_mask = restore(img.data, mean, threshold)
+    threshold = threshold_value(R, unit)
+    if not (add_keyword is None or isinstance(add_keyword, (bool, str, dict))):
+        _provenance(add_keyword, "", 0.0)  # a bad kind fails before any work
+    z, valid, extreme = model.network_input(img.data, img.invalid, factor)
+    tuned = model.fine_tune_arrays(z, valid, steps=fine_tune_steps, seed=seed,
+                                   progress=progress) if fine_tune_steps else model
+    mean, std = tuned.predict_arrays(z, valid, factor, n_predictions=n_predictions,
+                                     seed=seed, tile_size=tile_size, progress=progress)
+    restored, restored_mask = restore(img.data, mean, threshold)
     restored_mask &= valid
-    data = np.where(valid, data, img.data).astype(mean.dtype, copy=False)
+    data = np.where(valid, restored, img.data)
+    if np.array_equal(data, img.data, equal_nan=True):  # e.g. R=0: the input, in its dtype
+        data = img.raw.copy()
+    else:
+        data = data.astype(img.output_dtype, copy=False)
 
     mask = unc = provenance = None
     if img.kind in ("nddata", "map", "masked"):
-        mask = img.invalid | restored_mask
+        mask = img.invalid | extreme | restored_mask
     if img.kind in ("nddata", "map"):
+        dtype = img.output_dtype
         raw_unc = img.std_uncertainty
         if raw_unc is None:
-            scale = model.normalization["scale"] / abs(model._unit_factor(img, "image"))
-            raw_unc = np.where(valid, scale, np.nan)
-        unc = np.where(valid & ~restored_mask, std, raw_unc).astype(mean.dtype)
-        n_valid = int(valid.sum())
-        fraction = float(restored_mask.sum()) / n_valid
+            raw_unc = np.where(img.invalid, np.nan, model.noise_scale(factor))
+        unc = np.where(valid & ~restored_mask, std, raw_unc).astype(dtype)
+        fraction = float(restored_mask.sum()) / max(int(valid.sum()), 1)
         name = model.path if model.path else "in-memory"
         record = (f"R={_format_R(threshold, unit)}, model={name}, "
                   f"fingerprint={model.fingerprint}, n_predictions={int(n_predictions)}, "
                   f"fine_tune_steps={int(fine_tune_steps)}, seed={seed}")
-        provenance = [("tdr_denoise", "TDRDENOI", record),
-                      ("tdr_restored_fraction", "TDRRFRAC", round(fraction, 6))]
+        provenance = _provenance(add_keyword, record, fraction)
     result = repack(img, data, mask=mask, std=unc, provenance=provenance)
     if return_restored_mask:
         return result, restored_mask

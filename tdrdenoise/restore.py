@@ -2,18 +2,21 @@
 import numpy as np
 from astropy import units as u
 
-from ._containers import scalar_in_unit
+from ._containers import join_quantity, scalar_in_unit, split_quantity
 
 __all__ = ["restore"]
 
 
-def _threshold(R, unit, name="R"):
-    """``R`` as a float in ``unit``, checked."""
+def threshold_value(R, unit, name="R"):
+    """``R`` as a float in ``unit``, checked (ValueError if negative or NaN)."""
     value = scalar_in_unit(R, unit, name)
     if np.isnan(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative number (np.inf restores nothing); "
                          f"got {R}")
     return value
+
+
+_threshold = threshold_value  # old name, still imported by metrics.py
 
 
 def restore(initial, denoised, R):
@@ -63,33 +66,22 @@ def restore(initial, denoised, R):
     >>> mask
     array([False, False,  True])
     """
-    unit = None
-    if isinstance(initial, u.Quantity):
-        unit = initial.unit
-        init = initial.value
-        if isinstance(denoised, u.Quantity):
-            try:
-                den = denoised.to_value(unit)
-            except u.UnitConversionError as exc:
-                raise u.UnitsError(f"denoised (unit '{denoised.unit}') cannot be "
-                                   f"converted to the unit of initial ('{unit}')") from exc
-        else:
-            den = np.asarray(denoised)
-    else:
-        init = np.asarray(initial)
-        if isinstance(denoised, u.Quantity):
-            unit = denoised.unit
-            den = denoised.value
-        else:
-            den = np.asarray(denoised)
+    init, unit = split_quantity(initial, "initial")
+    den, den_unit = split_quantity(denoised, "denoised")
+    if unit is None:
+        unit = den_unit
+    elif den_unit is not None:
+        try:
+            den = (den * den_unit).to_value(unit)
+        except u.UnitConversionError as exc:
+            raise u.UnitsError(f"denoised (unit '{den_unit}') cannot be converted to the "
+                               f"unit of initial ('{unit}')") from exc
     if init.shape != den.shape:
         raise ValueError(f"initial and denoised must have the same shape; got {init.shape} "
                          f"and {den.shape}")
-    threshold = _threshold(R, unit)
+    threshold = threshold_value(R, unit)
     with np.errstate(invalid="ignore"):
         restored_mask = ~(np.abs(den - init) <= threshold)
     dtype = np.result_type(init.dtype, den.dtype, np.float32)
     out = np.where(restored_mask, init, den).astype(dtype, copy=False)
-    if unit is not None:
-        out = u.Quantity(out, unit, copy=False)
-    return out, restored_mask
+    return join_quantity(out, unit), restored_mask

@@ -1,5 +1,3 @@
-import copy
-
 import numpy as np
 import pytest
 from astropy import units as u
@@ -7,7 +5,9 @@ from astropy.io import fits
 from astropy.nddata import CCDData, NDData, StdDevUncertainty, VarianceUncertainty
 from astropy.wcs import WCS
 
-from tdrdenoise import TDRModel, tdr_denoise
+from tdrdenoise import TDRModel, TDRUserWarning, tdr_denoise
+
+from .conftest import smooth_field
 
 FAST = dict(fine_tune_steps=1, n_predictions=2, seed=0, progress=False)
 
@@ -27,34 +27,6 @@ def make_ccd(noisy, unit="G"):
     mask[3, 4] = True
     return CCDData(noisy.copy(), unit=unit, mask=mask, meta=header, wcs=make_wcs(noisy.shape),
                    uncertainty=StdDevUncertainty(np.full(noisy.shape, 0.3)))
-
-
-CONTAINERS = {
-    "ndarray": lambda a: a.copy(),
-    "masked": lambda a: np.ma.MaskedArray(a.copy(), mask=np.zeros(a.shape, bool)),
-    "quantity": lambda a: a * u.G,
-    "nddata": lambda a: NDData(a.copy(), unit="G"),
-    "ccddata": make_ccd,
-}
-
-
-@pytest.mark.parametrize("kind", CONTAINERS)
-def test_same_kind_back_input_untouched(kind, noisy, unit_model):
-    image = CONTAINERS[kind](noisy)
-    before = copy.deepcopy(image)
-    out = tdr_denoise(image, unit_model, R=0.2 * u.G, **FAST)
-    assert type(out) is type(image)
-    assert np.shape(getattr(out, "data", out)) == np.shape(getattr(image, "data", image))
-    assert out is not image
-    if kind in ("quantity", "nddata", "ccddata"):
-        assert out.unit == u.G
-    data_before = getattr(before, "data", before)
-    data_after = getattr(image, "data", image)
-    np.testing.assert_array_equal(np.asarray(data_after), np.asarray(data_before))
-    if kind == "ccddata":
-        np.testing.assert_array_equal(image.mask, before.mask)
-        assert dict(image.meta) == dict(before.meta)
-        assert "TDRDENOI" not in image.meta
 
 
 def test_ccddata_keeps_everything(noisy, unit_model):
@@ -169,6 +141,77 @@ def test_masked_array_mask(noisy, tiny_model):
     np.testing.assert_array_equal(out.data[5], noisy[5])
 
 
+def _exact_input(dtype, rng):
+    """An image of ``dtype`` whose values test exactness (large offsets, big integers)."""
+    dtype = np.dtype(dtype)
+    base = smooth_field() * 3
+    if dtype == np.float64:
+        return 1e8 + base + rng.normal(0, 1, base.shape)
+    if dtype.kind == "f":
+        return (base + rng.normal(0, 0.3, base.shape)).astype(dtype)
+    if dtype == np.int64:
+        return 2**60 + np.round((base + rng.normal(0, 1, base.shape)) * 1e5).astype(np.int64)
+    offset = 3000 if dtype.kind == "u" else 0
+    if dtype == np.int32:
+        offset = 2**27  # beyond float32's exact integers
+    return (offset + np.round((base + rng.normal(0, 1, base.shape)) * 100)).astype(dtype)
+
+
+EXACT_DTYPES = [np.float32, np.float64, ">f8", np.int16, np.int32, np.int64, np.uint16]
+OUT_DTYPES = {"float32": np.float32, "float64": np.float64, ">f8": np.float64,
+              "int16": np.float32, "uint16": np.float32, "int32": np.float64,
+              "int64": np.float64}
+
+
+@pytest.fixture(params=EXACT_DTYPES, ids=lambda d: np.dtype(d).str)
+def exact_case(request):
+    image = _exact_input(request.param, np.random.default_rng(0))
+    model = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(image, steps=1, seed=0,
+                                                                    progress=False)
+    return image, model, OUT_DTYPES[np.dtype(request.param).name if np.dtype(
+        request.param).isnative else ">f8"]
+
+
+def test_R_zero_is_the_input_bit_for_bit(exact_case):
+    image, model, _ = exact_case
+    out = tdr_denoise(image, model, R=0, **FAST)
+    assert out.dtype == image.dtype.newbyteorder("=") and out.dtype.isnative
+    np.testing.assert_array_equal(out, image)
+
+
+def test_output_dtype_and_exact_restored_pixels(exact_case):
+    image, model, out_dtype = exact_case
+    out, restored = tdr_denoise(image, model, R=0.5 * model.normalization["scale"],
+                                return_restored_mask=True, **FAST)
+    assert out.dtype == out_dtype and np.isfinite(out).all()
+    assert restored.any() and not restored.all()
+    if out_dtype == np.float64 and image.dtype == np.int64:
+        # no float holds integers beyond 2**53: restored pixels are the nearest float64
+        np.testing.assert_array_equal(out[restored], image[restored].astype(np.float64))
+    else:
+        np.testing.assert_array_equal(out[restored], image[restored])
+    mean, std = model.predict(image, n_predictions=2, seed=0, progress=False)
+    assert mean.dtype == out_dtype and std.dtype == out_dtype
+    assert np.abs(mean.astype(float) - image.astype(float)).max() < 20 * \
+        model.normalization["scale"]
+
+
+def test_values_beyond_float32_never_become_inf():
+    rng = np.random.default_rng(0)
+    image = 1e39 * (1 + 1e-3 * (smooth_field() + rng.normal(0, 0.3, (64, 64))))
+    model = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(image, steps=1, seed=0,
+                                                                    progress=False)
+    out = tdr_denoise(image, model, R=np.inf, **FAST)
+    assert out.dtype == np.float64 and np.isfinite(out).all()
+    assert np.abs(out / image - 1).max() < 1e-2
+    spiked = smooth_field() + rng.normal(0, 0.3, (64, 64))
+    spiked[9, 9] = 1e300
+    with pytest.warns(TDRUserWarning, match="1 extreme pixel"):
+        out = tdr_denoise(spiked, model.fine_tune(image, steps=0), R=np.inf,
+                          **dict(FAST, fine_tune_steps=0))
+    assert out[9, 9] == 1e300 and np.isfinite(out).all()
+
+
 @pytest.mark.parametrize("dtype", [">f4", ">f8", np.int16, np.uint16])
 def test_dtypes(noisy, tiny_model, dtype):
     image = (noisy * 100).astype(dtype) if np.dtype(dtype).kind in "iu" else noisy.astype(dtype)
@@ -181,6 +224,11 @@ def test_dtypes(noisy, tiny_model, dtype):
     out = tdr_denoise(image, model, **FAST)
     assert out.dtype.kind == "f" and out.dtype.isnative
     assert np.all(np.isfinite(out))
+
+
+def test_keyword_only(noisy, tiny_model):
+    with pytest.raises(TypeError, match="positional"):
+        tdr_denoise(noisy, tiny_model, 0.5)
 
 
 def test_bad_model(noisy):

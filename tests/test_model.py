@@ -5,7 +5,6 @@ from astropy import units as u
 from astropy.nddata import CCDData
 
 from tdrdenoise import TDRModel
-from tdrdenoise.model import FILE_FORMAT_VERSION
 
 from .conftest import smooth_field
 
@@ -77,101 +76,6 @@ def test_predict_quantity_in_input_unit(noisy, unit_model):
 def test_single_prediction_has_nan_std(noisy, tiny_model):
     mean, std = tiny_model.predict(noisy, n_predictions=1, seed=0, progress=False)
     assert np.all(np.isfinite(mean)) and np.all(np.isnan(std))
-
-
-def test_save_load_roundtrip(tmp_path, noisy, unit_model):
-    path = tmp_path / "model.tdr"
-    unit_model.save(path)
-    loaded = TDRModel.load(path, device="cpu")
-    assert loaded.fingerprint == unit_model.fingerprint
-    assert loaded.unit == u.G
-    assert loaded.normalization == unit_model.normalization
-    assert loaded.history == unit_model.history
-    assert loaded.path == str(path)
-    a = unit_model.predict(noisy * u.G, n_predictions=2, seed=1, progress=False)[0]
-    b = loaded.predict(noisy * u.G, n_predictions=2, seed=1, progress=False)[0]
-    np.testing.assert_array_equal(a, b)
-    assert [p.name for p in tmp_path.iterdir()] == ["model.tdr"]  # no temporary file left
-
-
-def test_save_refuses_overwrite(tmp_path, tiny_model):
-    path = tmp_path / "model.tdr"
-    tiny_model.save(path)
-    with pytest.raises(OSError, match="exists"):
-        tiny_model.save(path)
-    tiny_model.save(path, overwrite=True)
-
-
-def test_save_untrained(tmp_path):
-    with pytest.raises(RuntimeError, match="needs a trained model"):
-        TDRModel(device="cpu").save(tmp_path / "m.tdr")
-
-
-def test_load_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no model file"):
-        TDRModel.load(tmp_path / "nothing.tdr")
-
-
-def test_load_corrupt(tmp_path, tiny_model):
-    good = tmp_path / "good.tdr"
-    tiny_model.save(good)
-    bad = tmp_path / "bad.tdr"
-    bad.write_bytes(good.read_bytes()[:1000])
-    with pytest.raises(ValueError, match="not a readable tdrdenoise model"):
-        TDRModel.load(bad)
-    text = tmp_path / "text.tdr"
-    text.write_text("SIMPLE  =                    T")
-    with pytest.raises(ValueError, match="not a readable tdrdenoise model"):
-        TDRModel.load(text)
-
-
-def _resave(src, dst, drop=(), **changes):
-    payload = torch.load(src, weights_only=True)
-    payload.update(changes)
-    for key in drop:
-        del payload[key]
-    torch.save(payload, dst)
-
-
-def test_load_other_kind_of_file(tmp_path, tiny_model):
-    path = tmp_path / "other.pt"
-    torch.save({"state_dict": {}}, path)
-    with pytest.raises(ValueError, match="not a tdrdenoise model file"):
-        TDRModel.load(path)
-
-
-def test_load_newer_format(tmp_path, tiny_model):
-    good = tmp_path / "good.tdr"
-    tiny_model.save(good)
-    newer = tmp_path / "newer.tdr"
-    _resave(good, newer, format_version=FILE_FORMAT_VERSION + 1, tdrdenoise_version="9.0")
-    with pytest.raises(ValueError, match="upgrade tdrdenoise"):
-        TDRModel.load(newer)
-
-
-def test_load_mismatched_weights(tmp_path, tiny_model):
-    good = tmp_path / "good.tdr"
-    tiny_model.save(good)
-    wrong = tmp_path / "wrong.tdr"
-    _resave(good, wrong, architecture={"name": "self2self-unet", "width": 8, "dropout": 0.3})
-    with pytest.raises(ValueError, match="do not match"):
-        TDRModel.load(wrong)
-
-
-@pytest.mark.parametrize("changes", [
-    {"normalization": None},
-    {"unit": "not a unit at all"},
-    {"keep_prob": 2.0},
-    {"architecture": {"name": "self2self-unet"}},
-    {"drop": ["history"]},
-])
-def test_load_malformed_metadata(tmp_path, tiny_model, changes):
-    good = tmp_path / "good.tdr"
-    tiny_model.save(good)
-    bad = tmp_path / "bad.tdr"
-    _resave(good, bad, **changes)
-    with pytest.raises(ValueError, match="missing or malformed metadata"):
-        TDRModel.load(bad)
 
 
 # ----------------------------------------------------------------- odd inputs
@@ -322,9 +226,6 @@ def test_small_image_smaller_than_patch():
 def test_keyboard_interrupt_keeps_partial_training(noisy):
     from tdrdenoise import TDRUserWarning
     model = TDRModel(patch_size=32, batch_size=2, device="cpu")
-    model.fit(noisy, steps=1, seed=0, progress=False)
-    z, valid, _ = model._normalized(__import__("tdrdenoise._containers", fromlist=["unpack"])
-                                    .unpack(noisy), "image")
 
     def interrupt(step):
         if step == 2:
@@ -332,5 +233,11 @@ def test_keyboard_interrupt_keeps_partial_training(noisy):
 
     with pytest.warns(TDRUserWarning, match="interrupted after 2 of 10 steps"):
         with pytest.raises(KeyboardInterrupt):
-            model._train(z, valid, 10, 0, 1e-3, False, "tdrdenoise fit", callback=interrupt)
-    assert model.history[-1]["steps"] == 2
+            model.fit(noisy, steps=10, seed=0, progress=False, callback=interrupt)
+    assert model.is_fitted and model.history[-1]["steps"] == 2
+
+
+@pytest.mark.parametrize("call", ["fit", "fine_tune", "predict"])
+def test_options_are_keyword_only(noisy, tiny_model, call):
+    with pytest.raises(TypeError, match="positional"):
+        getattr(tiny_model, call)(noisy, 2)

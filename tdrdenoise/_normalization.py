@@ -1,0 +1,170 @@
+"""How an image becomes network input and back.
+
+Everything about the scaling of pixel values lives here, so that training,
+fine-tuning and prediction use one transform:
+
+- :func:`make_normalization` measures the training image (median and noise scale)
+  and returns the parameters stored in the model file;
+- :func:`forward` turns values in the image unit into the network's ``z``, and
+  :func:`inverse` / :func:`inverse_std` turn the ensemble mean and spread back;
+- :func:`extreme_pixels` flags fill values and other pixels far outside the image's
+  bulk, which the network must not see;
+- :func:`network_input` combines them for one image.
+
+The transform today is linear, ``z = (x * factor - median) / scale``, where ``factor``
+converts the image unit to the model's and ``scale`` is the noise of the training
+image (:func:`tdrdenoise._noise.difference_noise`).
+"""
+import math
+import warnings
+
+import numpy as np
+
+from ._noise import difference_noise
+from .utils import TDRUserWarning
+
+__all__ = []
+
+#: Name of the transform written into model files.
+TRANSFORM = "linear"
+
+#: Pixels farther than this many noise sigmas from the image median are "extreme":
+#: hidden from the network, in training and in prediction, and returned untouched.
+#: A pixel at 1000 sigma has a signal-to-noise ratio of at least 1000, so denoising
+#: could change it by about a thousandth of its value: leaving it alone loses nothing
+#: measurable, while letting the network see it makes it dominate the loss of every
+#: crop it falls in (a million times a normal pixel's share) and, for fill values such
+#: as -1e30, overflows float32. Real signal stays well below it in the data we know:
+#: HMI sunspots reach about 500 sigma (4000 G against 8 G of noise), the cosmic rays
+#: ccdproc leaves for masking a few hundred. The cores of bright, well-exposed stars
+#: can exceed it; they are kept as observed (pass ``outlier_threshold=np.inf`` to
+#: :class:`~tdrdenoise.TDRModel` to show the network every finite pixel).
+OUTLIER_THRESHOLD = 1e3
+
+# float32 holds |z| up to about 3.4e38; stay well inside so the network's sums cannot
+# overflow either.
+_Z_LIMIT = 1e30
+
+
+def image_statistics(data, invalid):
+    """Median and noise scale (:func:`difference_noise`) of the valid pixels."""
+    valid = ~invalid
+    median = float(np.median(data[valid])) if valid.any() else math.nan
+    return median, difference_noise(data, invalid)
+
+
+def make_normalization(data, invalid, outlier_threshold=OUTLIER_THRESHOLD):
+    """The normalisation parameters of a training image (stored in the model file).
+
+    Raises
+    ------
+    ValueError
+        If the image is constant (no noise to learn from) or its statistics are not
+        finite.
+    """
+    median, scale = image_statistics(data, invalid)
+    if not scale > 0:
+        raise ValueError("image is constant: there is no noise to learn from")
+    norm = {"transform": TRANSFORM, "median": median, "scale": float(scale),
+            "outlier_threshold": float(outlier_threshold)}
+    check_normalization(norm, "image")
+    return norm
+
+
+def check_normalization(norm, source="the model"):
+    """Raise ValueError unless ``norm`` is a usable normalisation."""
+    if not isinstance(norm, dict):
+        raise ValueError(f"{source}: normalization must be a dict; got {type(norm).__name__}")
+    if norm.get("transform", TRANSFORM) != TRANSFORM:
+        raise ValueError(f"{source}: unknown normalization transform "
+                         f"{norm.get('transform')!r}; upgrade tdrdenoise")
+    for key in ("median", "scale", "outlier_threshold"):
+        value = norm.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{source}: normalization[{key!r}] must be a number; "
+                             f"got {value!r}")
+    if not math.isfinite(norm["median"]):
+        raise ValueError(f"{source}: the normalization median is {norm['median']}; it must "
+                         "be finite")
+    if not (math.isfinite(norm["scale"]) and norm["scale"] > 0):
+        raise ValueError(f"{source}: the normalization scale is {norm['scale']}; it must be "
+                         "finite and positive (was the training image constant?)")
+    if not norm["outlier_threshold"] > 0:
+        raise ValueError(f"{source}: normalization['outlier_threshold'] must be positive; "
+                         f"got {norm['outlier_threshold']}")
+
+
+def forward(data, norm, factor=1.0):
+    """Image values (in the image unit) to network input ``z`` (float64)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (np.asarray(data, np.float64) * factor - norm["median"]) / norm["scale"]
+
+
+def inverse(z, norm, factor=1.0):
+    """Network output ``z`` to values in the image unit (float64)."""
+    return (np.asarray(z, np.float64) * norm["scale"] + norm["median"]) / factor
+
+
+def inverse_std(z_mean, z_std, norm, factor=1.0):
+    """Spread of the network output to a standard deviation in the image unit."""
+    return np.asarray(z_std, np.float64) * norm["scale"] / abs(factor)
+
+
+def noise_in_image_unit(norm, factor=1.0):
+    """The model's noise scale in the image unit (the error of a raw pixel)."""
+    return norm["scale"] / abs(factor)
+
+
+def extreme_pixels(data, invalid, threshold=OUTLIER_THRESHOLD):
+    """Valid pixels farther than ``threshold`` noise sigmas from the image median.
+
+    The median and the noise (:func:`difference_noise`) are those of the image itself,
+    so an image at another level than the training image is judged on its own bulk.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    if not threshold < np.inf:
+        return np.zeros(data.shape, bool)
+    median, noise = image_statistics(data, invalid)
+    if not noise > 0 or not math.isfinite(median):
+        return np.zeros(data.shape, bool)
+    with np.errstate(over="ignore", invalid="ignore"):
+        far = np.abs(np.asarray(data, np.float64) - median) > threshold * noise
+    return far & ~invalid
+
+
+def network_input(data, invalid, norm, factor=1.0, name="image"):
+    """The float32 network input of an image and the pixels the network may see.
+
+    Extreme pixels (:func:`extreme_pixels`, and any whose ``z`` would overflow) are
+    treated like masked ones; a `~tdrdenoise.utils.TDRUserWarning` gives their count.
+
+    Returns
+    -------
+    z : ndarray of float32
+        Zero where the network may not look.
+    valid : ndarray of bool
+        Pixels the network sees.
+    extreme : ndarray of bool
+        The extreme pixels.
+    """
+    extreme = extreme_pixels(data, invalid, norm.get("outlier_threshold", OUTLIER_THRESHOLD))
+    z = forward(data, norm, factor)
+    with np.errstate(invalid="ignore"):
+        extreme |= ~(np.abs(z) <= _Z_LIMIT) & ~invalid
+    valid = ~invalid & ~extreme
+    n = int(extreme.sum())
+    if n:
+        threshold = norm.get("outlier_threshold", OUTLIER_THRESHOLD)
+        where = (f"lie more than {threshold:g} noise sigmas from the median"
+                 if threshold < np.inf else "are too large for the network (float32)")
+        warnings.warn(
+            f"{name}: {n} extreme pixel(s) {where} (fill values such as -1e30 or 65535, "
+            "saturated or bad pixels); they are hidden from the network, come out "
+            "unchanged and are masked in NDData/Map results. Mask them yourself, or raise "
+            "the model's outlier_threshold if they are real signal.", TDRUserWarning,
+            stacklevel=4)
+    z = np.where(valid, z, 0.0).astype(np.float32)
+    return z, valid, extreme

@@ -1,0 +1,239 @@
+"""The Self2Self training loop, its checkpoints and its checks (plain arrays in).
+
+:func:`train` fits a :class:`~tdrdenoise.network.SelfToSelfUNet` to one normalised
+image: random crops with their eight flips/transposes, a Bernoulli mask over the
+input, the loss on the dropped pixels only, Adam with a cosine learning-rate schedule.
+With ``checkpoint`` it saves the whole state (weights, optimizer, random generators,
+step, losses) every ``checkpoint_every`` steps and resumes from such a file, giving
+the result of an uninterrupted run.
+"""
+import hashlib
+import json
+import math
+import os
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from ._ensemble import dihedral
+from ._progress import progress_bar
+from .utils import TDRUserWarning, atomic_open
+
+__all__ = []
+
+_CHECKPOINT_MAGIC = "tdrdenoise-checkpoint"
+_CHECKPOINT_VERSION = 1
+#: Final learning rate of the cosine schedule, as a fraction of the peak.
+LR_FLOOR = 0.01
+
+
+def new_seed():
+    """A random seed (recorded in the history, so that a run can be repeated)."""
+    return int(np.random.SeedSequence().entropy % 2**32)
+
+
+def check_weights(net, what="the network"):
+    """Raise FloatingPointError if any weight of ``net`` is NaN or infinite."""
+    for name, tensor in net.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise FloatingPointError(
+                f"{what} has non-finite weights ({name}): training diverged, most often "
+                "because of extreme pixel values; mask them, lower outlier_threshold or "
+                "the learning rate")
+
+
+def _identity(z, valid, settings):
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(z, np.float32).tobytes())
+    digest.update(np.ascontiguousarray(valid, bool).tobytes())
+    digest.update(repr(z.shape).encode())
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def checkpoint_seed(path):
+    """The seed recorded in the checkpoint at ``path``, or None if there is none."""
+    if path is None or not os.path.isfile(path):
+        return None
+    return _read_checkpoint(path).get("seed")
+
+
+def _read_checkpoint(path):
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds on garbage
+        raise ValueError(f"checkpoint {path} is not readable ({type(exc).__name__}); delete "
+                         "it to start afresh") from None
+    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_MAGIC \
+            or state.get("version") != _CHECKPOINT_VERSION:
+        raise ValueError(f"{path} is not a tdrdenoise training checkpoint; pass another "
+                         "checkpoint path")
+    return state
+
+
+def _crop_positions(valid, p):
+    """Top-left corners of crops with at least half of their pixels valid."""
+    csum = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    counts = csum[p:, p:] - csum[:-p, p:] - csum[p:, :-p] + csum[:-p, :-p]
+    ys, xs = np.nonzero(counts >= 0.5 * p * p)
+    if ys.size == 0:
+        ys, xs = np.nonzero(counts == counts.max())
+    return ys, xs
+
+
+def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, batch_size,
+          device, history, action="fit", schedule=True, progress=None, callback=None,
+          checkpoint=None, checkpoint_every=100, settings=None):
+    """Train ``net`` in place on one normalised image.
+
+    Parameters
+    ----------
+    net : SelfToSelfUNet
+    z : ndarray of float32
+        Normalised image; zero where ``valid`` is False.
+    valid : ndarray of bool
+        Pixels the network may see and be scored on.
+    history : list
+        The record of this run (a dict) is appended to it, also when interrupted.
+    callback : callable, optional
+        Called with the number of steps done after each step.
+    checkpoint : str or path-like, optional
+        Resume from this file if it exists; save to it every ``checkpoint_every``
+        steps; remove it when training ends normally.
+    settings : dict, optional
+        Further settings (architecture, normalisation) a checkpoint must match.
+
+    Raises
+    ------
+    FloatingPointError
+        If the loss or the final weights are not finite.
+    ValueError
+        If ``checkpoint`` was written for another image, other settings or another
+        seed.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = z.shape
+    p = patch_size
+    if h < p or w < p:  # small images: pad once with invalid pixels
+        pad = ((0, max(p - h, 0)), (0, max(p - w, 0)))
+        z, valid = np.pad(z, pad), np.pad(valid, pad)
+    ys, xs = _crop_positions(valid, p)
+    zt = torch.from_numpy(np.ascontiguousarray(z, np.float32))
+    vt = torch.from_numpy(np.ascontiguousarray(valid))
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    gen = torch.Generator().manual_seed(int(rng.integers(2**63)))
+    torch_seed = int(rng.integers(2**63))
+    cuda = device.type == "cuda"
+    identity = None
+    if checkpoint is not None:
+        checkpoint = os.fspath(checkpoint)
+        checkpoint_every = int(checkpoint_every)
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be at least 1; got {checkpoint_every}")
+        identity = _identity(z, valid, dict(settings or {}, steps=int(steps),
+                                            learning_rate=learning_rate, keep_prob=keep_prob,
+                                            patch_size=p, batch_size=batch_size,
+                                            schedule=schedule, action=action))
+    losses, start, resumed = [], 0, None
+    t0 = time.perf_counter()
+    bar = progress_bar(steps, f"tdrdenoise {action}", progress)
+    done = 0
+    try:
+        with torch.random.fork_rng(devices=[device] if cuda else []):
+            torch.manual_seed(torch_seed)
+            if checkpoint is not None and os.path.isfile(checkpoint):
+                state = _read_checkpoint(checkpoint)
+                if state.get("identity") != identity:
+                    raise ValueError(
+                        f"checkpoint {checkpoint} was written for another image or other "
+                        "training settings; delete it, or pass another checkpoint path")
+                if state.get("seed") != seed:
+                    raise ValueError(f"checkpoint {checkpoint} was written with seed="
+                                     f"{state.get('seed')}, not seed={seed}; pass that seed "
+                                     "(or seed=None) to resume")
+                net.load_state_dict(state["net"])
+                opt.load_state_dict(state["optimizer"])
+                rng.bit_generator.state = state["numpy_rng"]
+                gen.set_state(state["mask_rng"])
+                torch.set_rng_state(state["torch_rng"])
+                if cuda and state.get("cuda_rng") is not None:
+                    torch.cuda.set_rng_state(state["cuda_rng"], device)
+                losses, start = list(state["losses"]), int(state["step"])
+                resumed = done = start
+                bar.update(start)
+            for step in range(start, steps):
+                if schedule:
+                    frac = step / max(steps - 1, 1)
+                    lr = learning_rate * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 *
+                                          (1 + math.cos(math.pi * frac)))
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                pick = rng.integers(ys.size, size=batch_size)
+                xb, vb = [], []
+                for i in pick:
+                    y0, x0 = ys[i], xs[i]
+                    t = int(rng.integers(8))
+                    xb.append(dihedral(zt[y0:y0 + p, x0:x0 + p], t))
+                    vb.append(dihedral(vt[y0:y0 + p, x0:x0 + p], t))
+                x = torch.stack(xb)[:, None].to(device)
+                v = torch.stack(vb)[:, None].to(device)
+                keep = (torch.rand(x.shape, generator=gen) < keep_prob).to(device) & v
+                target = (v & ~keep).float()
+                out = net(x, keep.float())
+                loss = ((out - x) ** 2 * target).sum() / target.sum().clamp(min=1)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise FloatingPointError(
+                        f"the training loss is {value} at step {step + 1} of {steps}: the "
+                        "input holds values the network cannot handle, most often extreme "
+                        "pixels (fill values, saturation); mask them or lower the model's "
+                        "outlier_threshold")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(value)
+                done += 1
+                if checkpoint is not None and done % checkpoint_every == 0 and done < steps:
+                    _save_checkpoint(checkpoint, identity, seed, done, net, opt, rng, gen,
+                                     losses, device if cuda else None)
+                bar.update()
+                if callback is not None:
+                    callback(done)
+        check_weights(net, f"the network after {done} training steps")
+    except KeyboardInterrupt:
+        warnings.warn(f"training interrupted after {done} of {steps} steps; the model "
+                      "keeps the weights learned so far", TDRUserWarning)
+        raise
+    finally:
+        bar.close()
+        record = {"action": action, "steps": done, "seed": seed,
+                  "learning_rate": learning_rate, "patch_size": p,
+                  "batch_size": batch_size, "image_shape": list(z.shape),
+                  "seconds": round(time.perf_counter() - t0, 3),
+                  "final_loss": float(np.mean(losses[-50:])) if losses else None}
+        if resumed is not None:
+            record["resumed_at_step"] = resumed
+        history.append(record)
+    if checkpoint is not None and os.path.isfile(checkpoint):
+        os.unlink(checkpoint)  # finished: the model itself is what to keep
+    return record
+
+
+def _save_checkpoint(path, identity, seed, step, net, opt, rng, gen, losses, cuda_device):
+    state = {
+        "format": _CHECKPOINT_MAGIC, "version": _CHECKPOINT_VERSION,
+        "identity": identity, "seed": seed, "step": step,
+        "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "numpy_rng": rng.bit_generator.state,
+        "mask_rng": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": (torch.cuda.get_rng_state(cuda_device) if cuda_device is not None
+                     else None),
+        "losses": list(losses),
+    }
+    with atomic_open(path) as fh:
+        torch.save(state, fh)

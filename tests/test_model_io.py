@@ -1,0 +1,242 @@
+"""Model files: round trips, checksums, metadata validation, old formats."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from astropy import units as u
+
+from tdrdenoise import TDRModel, TDRUserWarning
+from tdrdenoise.model_io import (FILE_FORMAT_VERSION, from_bytes, load, payload_checksum,
+                                 save, to_bytes)
+
+
+def test_save_load_roundtrip(tmp_path, noisy, unit_model):
+    path = tmp_path / "model.tdr"
+    unit_model.save(path)
+    loaded = TDRModel.load(path, device="cpu")
+    assert loaded.fingerprint == unit_model.fingerprint
+    assert loaded.unit == u.G
+    assert loaded.normalization == unit_model.normalization
+    assert loaded.history == unit_model.history
+    assert loaded.path == str(path)
+    a = unit_model.predict(noisy * u.G, n_predictions=2, seed=1, progress=False)[0]
+    b = loaded.predict(noisy * u.G, n_predictions=2, seed=1, progress=False)[0]
+    np.testing.assert_array_equal(a, b)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.tdr"]  # no temporary file left
+
+
+def test_save_refuses_overwrite(tmp_path, tiny_model):
+    path = tmp_path / "model.tdr"
+    tiny_model.save(path)
+    with pytest.raises(OSError, match="exists"):
+        tiny_model.save(path)
+    tiny_model.save(path, overwrite=True)
+
+
+def test_save_untrained(tmp_path):
+    with pytest.raises(RuntimeError, match="needs a trained model"):
+        TDRModel(device="cpu").save(tmp_path / "m.tdr")
+
+
+def test_load_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        TDRModel.load(tmp_path / "nothing.tdr")
+
+
+def test_load_corrupt(tmp_path, tiny_model):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    bad = tmp_path / "bad.tdr"
+    bad.write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="not a readable tdrdenoise model"):
+        TDRModel.load(bad)
+    text = tmp_path / "text.tdr"
+    text.write_text("SIMPLE  =                    T")
+    with pytest.raises(ValueError, match="not a readable tdrdenoise model"):
+        TDRModel.load(text)
+
+
+def _resave(src, dst, drop=(), checksum=True, **changes):
+    """Rewrite a model file with changed metadata and, by default, a valid checksum."""
+    payload = torch.load(src, weights_only=True)
+    payload.update(changes)
+    for key in drop:
+        del payload[key]
+    if checksum:
+        payload["checksum"] = payload_checksum(payload)
+    torch.save(payload, dst)
+
+
+def test_load_other_kind_of_file(tmp_path, tiny_model):
+    path = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(ValueError, match="not a tdrdenoise model file"):
+        TDRModel.load(path)
+
+
+def test_load_newer_format(tmp_path, tiny_model):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    newer = tmp_path / "newer.tdr"
+    _resave(good, newer, format_version=FILE_FORMAT_VERSION + 1, tdrdenoise_version="9.0")
+    with pytest.raises(ValueError, match="upgrade tdrdenoise"):
+        TDRModel.load(newer)
+
+
+def test_load_mismatched_weights(tmp_path, tiny_model):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    wrong = tmp_path / "wrong.tdr"
+    _resave(good, wrong, architecture={"name": "self2self-unet", "width": 8, "dropout": 0.3})
+    with pytest.raises(ValueError, match="do not match"):
+        TDRModel.load(wrong)
+
+
+@pytest.mark.parametrize("changes", [
+    {"normalization": None},
+    {"normalization": {"median": 0.0, "scale": 0.0}},
+    {"normalization": {"median": 0.0, "scale": float("nan")}},
+    {"normalization": {"median": float("inf"), "scale": 1.0}},
+    {"unit": "not a unit at all"},
+    {"unit": 5},
+    {"keep_prob": 2.0},
+    {"keep_prob": True},
+    {"patch_size": 32.5},
+    {"batch_size": -1},
+    {"learning_rate": float("nan")},
+    {"architecture": {"name": "self2self-unet"}},
+    {"architecture": {"name": "self2self-unet", "width": 0, "dropout": 0.3}},
+    {"architecture": {"name": "self2self-unet", "width": 48, "dropout": 1.5}},
+    {"history": "trained"},
+    {"history": [{"action": "fit"}]},
+    {"format_version": True},
+    {"format_version": -5},
+    {"format_version": "2"},
+    {"drop": ["history"]},
+])
+def test_load_malformed_metadata(tmp_path, tiny_model, changes):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    bad = tmp_path / "bad.tdr"
+    _resave(good, bad, **changes)
+    with pytest.raises(ValueError, match="bad.tdr has missing or malformed metadata"):
+        TDRModel.load(bad)
+
+
+def test_format_version_is_2():
+    assert FILE_FORMAT_VERSION == 2
+
+
+def test_checksum_stored(tmp_path, tiny_model):
+    path = tmp_path / "m.tdr"
+    tiny_model.save(path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["format_version"] == 2
+    assert payload["checksum"] == payload_checksum(payload)
+    assert len(payload["checksum"]) == 64
+
+
+def test_flipped_bytes_refused(tmp_path, tiny_model):
+    path = tmp_path / "m.tdr"
+    tiny_model.save(path)
+    raw = bytearray(path.read_bytes())
+    mid = len(raw) // 2
+    raw[mid:mid + 64] = bytes(b ^ 0xFF for b in raw[mid:mid + 64])
+    bad = tmp_path / "bad.tdr"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="bad.tdr: checksum mismatch: the file is corrupt "
+                                         "or was altered"):
+        TDRModel.load(bad)
+
+
+def test_altered_metadata_refused(tmp_path, tiny_model):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    bad = tmp_path / "bad.tdr"
+    _resave(good, bad, checksum=False, normalization={"median": 0.0, "scale": 2.0})
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        TDRModel.load(bad)
+
+
+def test_format_1_loads_with_warning(tmp_path, tiny_model):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    old = tmp_path / "old.tdr"
+    payload = torch.load(good, weights_only=True)
+    del payload["checksum"]
+    payload["format_version"] = 1
+    payload["normalization"] = {"median": tiny_model.normalization["median"],
+                                "scale": tiny_model.normalization["scale"]}
+    torch.save(payload, old)
+    with pytest.warns(TDRUserWarning, match="format-1 model file.*cannot be verified"):
+        loaded = TDRModel.load(old, device="cpu")
+    assert loaded.fingerprint == tiny_model.fingerprint
+    assert loaded.normalization["outlier_threshold"] == 1e3
+
+
+def test_bytes_roundtrip(noisy, unit_model):
+    data = unit_model.to_bytes()
+    assert isinstance(data, bytes) and data == to_bytes(unit_model)
+    back = TDRModel.from_bytes(data, device="cpu")
+    assert back.fingerprint == unit_model.fingerprint and back.unit == u.G
+    assert back.path is None and back.history == unit_model.history
+    assert from_bytes(data, device="cpu").normalization == unit_model.normalization
+    with pytest.raises(ValueError, match="not a readable tdrdenoise model"):
+        TDRModel.from_bytes(data[:500])
+
+
+def test_module_functions(tmp_path, tiny_model):
+    path = tmp_path / "m.tdr"
+    save(tiny_model, path)
+    assert load(path, device="cpu").fingerprint == tiny_model.fingerprint
+    with pytest.raises(OSError, match="exists"):
+        save(tiny_model, path)
+
+
+def _broken_copy(model):
+    broken = TDRModel.from_bytes(model.to_bytes(), device="cpu")
+    with torch.no_grad():
+        next(broken._net.parameters()).view(-1)[0] = float("nan")
+    return broken
+
+
+def test_save_refuses_non_finite_weights(tmp_path, tiny_model):
+    broken = _broken_copy(tiny_model)
+    with pytest.raises(ValueError, match="non-finite weights"):
+        broken.save(tmp_path / "m.tdr")
+    with pytest.raises(ValueError, match="non-finite weights"):
+        broken.to_bytes()
+    assert not (tmp_path / "m.tdr").exists()
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), float("inf")])
+def test_save_refuses_bad_scale(tmp_path, tiny_model, scale):
+    model = TDRModel.from_bytes(tiny_model.to_bytes(), device="cpu")
+    model.normalization = dict(model.normalization, scale=scale)
+    with pytest.raises(ValueError, match="normalization scale"):
+        model.save(tmp_path / "m.tdr")
+
+
+def test_load_refuses_non_finite_weights(tmp_path, tiny_model):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    payload = torch.load(good, weights_only=True)
+    name = next(iter(payload["state_dict"]))
+    payload["state_dict"][name].view(-1)[0] = float("inf")
+    payload["checksum"] = payload_checksum(payload)
+    bad = tmp_path / "bad.tdr"
+    torch.save(payload, bad)
+    with pytest.raises(ValueError, match="bad.tdr has non-finite weights"):
+        TDRModel.load(bad)
+
+
+def test_format_1_without_checksum_is_still_validated(tmp_path, tiny_model):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    bad = tmp_path / "bad.tdr"
+    _resave(good, bad, checksum=False, drop=["checksum"], format_version=1, keep_prob=3.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TDRUserWarning)
+        with pytest.raises(ValueError, match="keep_prob"):
+            TDRModel.load(bad)

@@ -1,0 +1,125 @@
+"""Network input scaling and extreme pixels (fill values, saturation)."""
+import warnings
+
+import numpy as np
+import pytest
+from astropy.nddata import CCDData
+
+from tdrdenoise import TDRModel, TDRUserWarning, tdr_denoise
+from tdrdenoise._normalization import (OUTLIER_THRESHOLD, extreme_pixels, forward, inverse,
+                                       make_normalization, network_input)
+
+from .conftest import smooth_field
+
+TINY = dict(patch_size=32, batch_size=2, device="cpu")
+FAST = dict(n_predictions=2, seed=0, progress=False)
+
+
+def image(shape=(64, 64), seed=1):
+    return smooth_field(shape) + np.random.default_rng(seed).normal(0, 0.3, shape)
+
+
+def test_forward_inverse_roundtrip():
+    data = image()
+    norm = make_normalization(data, np.zeros(data.shape, bool))
+    assert norm["transform"] == "linear" and norm["outlier_threshold"] == OUTLIER_THRESHOLD
+    assert 0.25 < norm["scale"] < 0.4
+    np.testing.assert_allclose(inverse(forward(data, norm, 2.0), norm, 2.0), data,
+                               rtol=0, atol=1e-12)
+
+
+def test_constant_image_refused():
+    with pytest.raises(ValueError, match="constant"):
+        make_normalization(np.ones((32, 32)), np.zeros((32, 32), bool))
+
+
+@pytest.mark.parametrize("value", [-1e30, 1e30, 65535.0, -32768.0])
+def test_fill_values_are_extreme(value):
+    data = image()
+    data[5, 7] = value
+    invalid = np.zeros(data.shape, bool)
+    found = extreme_pixels(data, invalid)
+    assert found[5, 7] and found.sum() == 1
+
+
+def test_bright_real_signal_is_not_extreme():
+    data = image()
+    data[30, 30] += 100 * 0.3  # a 100-sigma star
+    assert not extreme_pixels(data, np.zeros(data.shape, bool)).any()
+
+
+def test_network_input_hides_extreme_and_warns_once():
+    data = image()
+    data[3, 3], data[40, 50] = -1e30, np.inf
+    invalid = ~np.isfinite(data)
+    norm = make_normalization(data, invalid)
+    with pytest.warns(TDRUserWarning, match="1 extreme pixel") as record:
+        z, valid, extreme = network_input(data, invalid, norm)
+    assert len(record) == 1
+    assert extreme[3, 3] and not extreme[40, 50] and extreme.sum() == 1
+    assert not valid[3, 3] and not valid[40, 50]
+    assert z.dtype == np.float32 and np.isfinite(z).all() and z[3, 3] == 0
+
+
+def test_z_overflow_is_extreme_even_without_threshold():
+    data = image()
+    data[3, 3] = 1e300
+    norm = make_normalization(data, np.zeros(data.shape, bool), outlier_threshold=np.inf)
+    with pytest.warns(TDRUserWarning, match="too large for the network"):
+        z, valid, extreme = network_input(data, np.zeros(data.shape, bool), norm)
+    assert extreme[3, 3] and np.isfinite(z).all()
+
+
+def test_minus_1e30_in_training():
+    """One fill value: a finite model whose R=inf output differs from the input and
+    restores 0 %; the fill value comes out untouched and masked."""
+    data = image()
+    data[10, 12] = -1e30
+    ccd = CCDData(data, unit="adu")
+    with pytest.warns(TDRUserWarning, match="1 extreme pixel"):
+        model = TDRModel(**TINY).fit(ccd, steps=3, seed=0, progress=False)
+    assert np.isfinite(model.history[-1]["final_loss"])
+    assert 0.2 < model.normalization["scale"] < 0.5
+    model.to_bytes()  # finite weights: savable
+    with pytest.warns(TDRUserWarning, match="1 extreme pixel") as record:
+        out = tdr_denoise(ccd, model, R=np.inf, fine_tune_steps=1, **FAST)
+    assert len(record) == 1  # once per call, not once per step
+    assert out.meta["TDRRFRAC"] == 0
+    assert out.data[10, 12] == -1e30 and out.mask[10, 12] and out.mask.sum() == 1
+    assert np.isfinite(out.data).all()
+    others = np.ones(data.shape, bool)
+    others[10, 12] = False
+    assert not np.array_equal(out.data[others], data[others])
+    assert np.abs(out.data[others] - data[others]).max() < 3
+
+
+def test_1e30_pixel_in_prediction_stays_local():
+    clean = image()
+    model = TDRModel(**TINY).fit(clean, steps=3, seed=0, progress=False)
+    dirty = clean.copy()
+    dirty[32, 32] = 1e30
+    ref = tdr_denoise(clean, model, R=np.inf, fine_tune_steps=0, **FAST)
+    with pytest.warns(TDRUserWarning):
+        out = tdr_denoise(dirty, model, R=np.inf, fine_tune_steps=0, **FAST)
+    assert out[32, 32] == 1e30
+    yy, xx = np.mgrid[:64, :64]
+    far = np.hypot(yy - 32, xx - 32) >= 10
+    assert np.abs(out[far] - ref[far]).max() < 0.5 * model.normalization["scale"]
+
+
+def test_1e4_sigma_pixel_does_not_spoil_the_model():
+    truth = smooth_field((96, 96))
+    clean = truth + np.random.default_rng(5).normal(0, 0.3, truth.shape)
+    spiked = clean.copy()
+    spiked[8, 8] += 1e4 * 0.3
+    yy, xx = np.mgrid[:96, :96]
+    far = np.hypot(yy - 8, xx - 8) >= 40
+
+    def error(train_image):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TDRUserWarning)
+            model = TDRModel(**TINY).fit(train_image, steps=20, seed=0, progress=False)
+            mean, _ = model.predict(train_image, n_predictions=4, seed=0, progress=False)
+        return float(np.mean((mean[far] - truth[far]) ** 2))
+
+    assert error(spiked) <= 1.05 * error(clean)

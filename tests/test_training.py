@@ -1,0 +1,116 @@
+"""The training loop: resumable checkpoints, non-finite detection."""
+import numpy as np
+import pytest
+import torch
+
+from tdrdenoise import TDRModel, TDRUserWarning
+from tdrdenoise._training import train
+from tdrdenoise.network import SelfToSelfUNet
+
+TINY = dict(patch_size=32, batch_size=2, device="cpu")
+
+
+def _interrupt_at(n):
+    def callback(step):
+        if step == n:
+            raise KeyboardInterrupt
+    return callback
+
+
+def test_resume_equals_uninterrupted(tmp_path, noisy):
+    ckpt = tmp_path / "train.ckpt"
+    whole = TDRModel(**TINY).fit(noisy, steps=6, seed=3, progress=False)
+    first = TDRModel(**TINY)
+    with pytest.warns(TDRUserWarning, match="interrupted after 4 of 6"):
+        with pytest.raises(KeyboardInterrupt):
+            first.fit(noisy, steps=6, seed=3, progress=False, checkpoint=ckpt,
+                      checkpoint_every=2, callback=_interrupt_at(4))
+    assert ckpt.is_file()
+    resumed = TDRModel(**TINY).fit(noisy, steps=6, seed=None, progress=False,
+                                   checkpoint=ckpt, checkpoint_every=2)
+    for (name, a), (_, b) in zip(whole._net.state_dict().items(),
+                                 resumed._net.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert resumed.fingerprint == whole.fingerprint
+    record = resumed.history[-1]
+    assert record["steps"] == 6 and record["seed"] == 3 and record["resumed_at_step"] == 4
+    assert record["final_loss"] == whole.history[-1]["final_loss"]
+    assert not ckpt.exists()  # removed after a successful fit
+
+
+def test_checkpoint_written_every_n_steps(tmp_path, noisy):
+    ckpt = tmp_path / "sub" / "train.ckpt"
+    seen = []
+
+    def callback(step):
+        seen.append((step, ckpt.is_file()))
+
+    TDRModel(**TINY).fit(noisy, steps=3, seed=0, progress=False, checkpoint=ckpt,
+                         checkpoint_every=2, callback=callback)
+    assert seen == [(1, False), (2, True), (3, True)]
+    assert not ckpt.exists() and list((tmp_path / "sub").iterdir()) == []
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"image": "other"}, "another image or other training settings"),
+    ({"steps": 8}, "another image or other training settings"),
+    ({"learning_rate": 5e-4}, "another image or other training settings"),
+    ({"seed": 4}, "seed=3, not seed=4"),
+])
+def test_checkpoint_for_other_run_refused(tmp_path, noisy, change, match):
+    ckpt = tmp_path / "train.ckpt"
+    with pytest.warns(TDRUserWarning), pytest.raises(KeyboardInterrupt):
+        TDRModel(**TINY).fit(noisy, steps=6, seed=3, progress=False, checkpoint=ckpt,
+                             checkpoint_every=2, callback=_interrupt_at(2))
+    kwargs = dict(steps=6, seed=3, progress=False, checkpoint=ckpt, checkpoint_every=2)
+    image = noisy[::-1] if change.pop("image", None) else noisy
+    kwargs.update(change)
+    model = TDRModel(**TINY)
+    with pytest.raises(ValueError, match=match):
+        model.fit(image, **kwargs)
+    assert not model.is_fitted and ckpt.is_file()
+
+
+def test_not_a_checkpoint(tmp_path, noisy):
+    ckpt = tmp_path / "train.ckpt"
+    torch.save({"format": "something else"}, ckpt)
+    with pytest.raises(ValueError, match="not a tdrdenoise training checkpoint"):
+        TDRModel(**TINY).fit(noisy, steps=2, seed=0, progress=False, checkpoint=ckpt)
+
+
+def test_bad_checkpoint_every(tmp_path, noisy):
+    with pytest.raises(ValueError, match="checkpoint_every must be at least 1"):
+        TDRModel(**TINY).fit(noisy, steps=2, seed=0, progress=False,
+                             checkpoint=tmp_path / "c", checkpoint_every=0)
+
+
+def test_non_finite_loss_names_the_step():
+    z = np.random.default_rng(0).normal(size=(32, 32)).astype(np.float32)
+    z[10, 10] = np.inf
+    net = SelfToSelfUNet(8, 0.3)
+    history = []
+    with pytest.raises(FloatingPointError, match=r"loss is (nan|inf) at step 1 of 3.*extreme"):
+        train(net, z, np.ones(z.shape, bool), steps=3, seed=0, learning_rate=1e-3,
+              keep_prob=0.7, patch_size=32, batch_size=2, device=torch.device("cpu"),
+              history=history)
+    assert history[-1]["steps"] == 0
+
+
+def test_extreme_pixel_without_detection_fails_loudly(noisy):
+    """With the outlier check off, a 1e25 pixel makes the loss overflow: the fit
+    stops at once (the old code trained on, into a NaN model) and the model stays
+    untrained."""
+    image = noisy.copy()
+    image[20, 20] = 1e25
+    model = TDRModel(outlier_threshold=np.inf, **TINY)
+    with pytest.raises(FloatingPointError, match="at step 1 of 3"):
+        model.fit(image, steps=3, seed=0, progress=False)
+    assert not model.is_fitted
+    with pytest.raises(RuntimeError, match="needs a trained model"):
+        model.to_bytes()
+
+
+def test_diverging_learning_rate_is_caught(noisy):
+    model = TDRModel(**TINY)
+    with pytest.raises(FloatingPointError, match="(loss is|non-finite weights)"):
+        model.fit(noisy, steps=4, seed=0, progress=False, learning_rate=1e30)
