@@ -163,8 +163,8 @@ def evaluate(initial, denoised, reference=None, independent=None, *, range=None,
     row["residual_mean"] = q(res.mean())
     row["restored_fraction"] = unchanged_fraction(initial, denoised, a, d, valid)
     freq, p_a = spectrum(filled(a, valid))
-    row["deviation_frequency"] = first_deviation(p_a, spectrum(filled(d, valid))[1], freq,
-                                            tolerance, 3) * FREQUENCY_UNIT
+    p_d = spectrum(filled(d, valid))[1]
+    row["deviation_frequency"] = first_deviation(p_a, p_d, freq, tolerance, 3) * FREQUENCY_UNIT
     damage = large_scale_damage(*(np.where(valid, x, np.nan) for x in (a, d)),
                                 smoothing=smoothing)
     row["damage_ratio"] = damage.ratio
@@ -265,5 +265,6 @@ def r_sweep(initial, denoised, Rs, *, range=None, center=0, tolerance=0.1):
     table["noise_level"] = with_unit(np.array(cols[2]), unit)
     table["linear_coefficient"] = np.array(cols[3])
     table["deviation_frequency"] = np.array(cols[4]) * FREQUENCY_UNIT
-    table.meta["noise_initial"] = with_unit(noise_fit(a, valid, window, hint=_hint(center))[0], unit)
+    sigma = noise_fit(a, valid, window, hint=_hint(center))[0]
+    table.meta["noise_initial"] = with_unit(sigma, unit)
     return table

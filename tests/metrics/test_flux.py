@@ -38,7 +38,7 @@ def test_restored_fraction():
 
 def test_residual_flux_is_a_named_tuple():
     initial = np.array([[1.0, 2.0], [3.0, 5.0]])
-    result = residual_flux(initial, initial - np.array([[1.0, -1.0], [0.0, 2.0]]))
+    denoised = initial - np.array([[1.0, -1.0], [0.0, 2.0]])
+    result = residual_flux(initial, denoised)
     assert (result.mean, result.mean_abs) == (0.5, 1.0)
-    assert result.mean_abs == absolute_error(initial, initial - np.array([[1.0, -1.0],
-                                                                            [0.0, 2.0]]))
+    assert result.mean_abs == absolute_error(initial, denoised)

@@ -40,3 +40,20 @@ def test_no_private_name_across_modules(path):
 @pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
 def test_modules_are_small(path):
     assert len(path.read_text().splitlines()) <= 400
+
+
+def test_every_name_has_one_api_page():
+    """docs/reference/metrics_<module>_api.rst documents each module's names, once."""
+    reference = PACKAGE.parents[1] / "docs" / "reference"
+    if not reference.is_dir():
+        pytest.skip("no docs/reference beside the package")
+    documented = {}
+    for module in ["noise", "errors", "flux", "damage", "spectra", "snr", "reference",
+                   "evaluation", "sources"]:
+        page = (reference / f"metrics_{module}_api.rst").read_text()
+        names = [line.split(":include:")[1].strip() for line in page.splitlines()
+                 if ":include:" in line]
+        assert sorted(names) == sorted(getattr(metrics, module).__all__), module
+        for name in names:
+            documented[name] = documented.get(name, 0) + 1
+    assert documented == {name: 1 for name in metrics.__all__}
