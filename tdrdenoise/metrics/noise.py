@@ -23,6 +23,10 @@ def noise_level(image, range=None, *, center=0, bins=None):
         Half-width of the histogram window, in the image unit (the paper uses 20 G
         for HMI magnetograms). None: five robust standard deviations
         (`~astropy.stats.mad_std` of all valid pixels).
+        Images that are compared must be fitted over one window, as the paper
+        does: :func:`~tdrdenoise.metrics.evaluate`, :func:`~tdrdenoise.metrics.r_sweep`
+        and :func:`~tdrdenoise.visualization.plot_histograms` take the initial
+        image's for all.
     center : float, `~astropy.units.Quantity` or None, optional
         Centre of the window, in the image unit: 0 (default, as for magnetograms) or
         None for the median of the valid pixels (images with a background level).
