@@ -74,14 +74,15 @@ def _unit_label(unit):
 
 
 def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="linear",
-                    percent=99.5, cmap="gray", snr=True, snr_method="residual", noise=None,
+                    percent=99.5, cmap="gray", snr=True, snr_method=None, noise=None,
                     labels=None):
     """Image, denoised, (reference), residual and SNR panels side by side.
 
     The image panels share one normalisation (from ``initial``); the residual
     ``initial − denoised`` is shown on a symmetric diverging scale; the SNR panel is
     :func:`tdrdenoise.metrics.snr_map` (by default the paper's per-pixel residual
-    definition, which leaves restored pixels out) with a contour at SNR = 3. When ``initial``
+    definition, which leaves restored pixels out; the global one when ``noise`` is
+    given) with a contour at SNR = 3. When ``initial``
     carries a WCS (CCDData, NDData or sunpy Map), the panels are WCS axes.
 
     Parameters
@@ -102,9 +103,11 @@ def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="lin
     snr : bool, optional
         Draw the SNR panel.
     snr_method : {'residual', 'global'}, optional
-        Definition of the noise of the SNR (see :func:`~tdrdenoise.metrics.snr_map`).
+        Definition of the noise of the SNR (the ``method`` of
+        :func:`~tdrdenoise.metrics.snr_map`); None (default): ``'global'`` when
+        ``noise`` is given, else the paper's ``'residual'``.
     noise : float or `~astropy.units.Quantity`, optional
-        Noise of ``initial`` for the SNR, with ``snr_method="global"`` only.
+        Noise of ``initial`` for the global SNR.
     labels : sequence of str, optional
         Names shown for initial, denoised (and reference); default those words.
 

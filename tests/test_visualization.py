@@ -146,8 +146,9 @@ def test_plot_comparison_snr_methods(pair):
     _, noisy, denoised = pair
     fig = render(plot_comparison(noisy, denoised, snr_method="global", noise=1.0))
     assert fig.axes[3].get_title() == "SNR of denoised"
+    render(plot_comparison(noisy, denoised, noise=1.0))  # noise given: global
     with pytest.raises(ValueError, match="method='global'"):
-        plot_comparison(noisy, denoised, noise=1.0)
+        plot_comparison(noisy, denoised, snr_method="residual", noise=1.0)
     render(plot_comparison(noisy, noisy))  # every pixel unchanged: an empty SNR panel
 
 

@@ -10,19 +10,21 @@ __all__ = ["snr_map"]
 _METHODS = ("residual", "global")
 
 
-def snr_map(initial, denoised, *, noise=None, method="residual"):
+def snr_map(initial, denoised, *, noise=None, method=None):
     """Per-pixel signal-to-noise ratio of the denoised image.
 
     Two definitions of the noise σ in ``|denoised| / σ``:
 
-    - ``method="residual"`` (default, as in Fig. 1 of Liu, Quan et al. 2025): σ is
+    - ``method="residual"`` (the default unless ``noise`` is given; as in Fig. 1 of
+      Liu, Quan et al. 2025): σ is
       the per-pixel residual ``|initial − denoised|``, what the denoiser removed
       from that pixel. Pixels where the denoised value equals the initial one
       (restored pixels, compared at the lower precision of the two inputs) have no
       residual: they are left out (NaN), as in the paper. Each pixel's σ is one
       draw of the noise, so the map is noisy and heavy-tailed; it shows where the
       denoiser changed little compared with the signal it kept.
-    - ``method="global"``: σ is the noise of the *initial* image: the ``noise``
+    - ``method="global"`` (the default when ``noise`` is given): σ is the noise of
+      the *initial* image: the ``noise``
       argument when given; else the input's own uncertainty (a CCDData/NDData
       ``StdDevUncertainty``); else a robust estimate from the initial image alone,
       the MAD-based standard deviation of differences between neighbouring pixels
@@ -38,7 +40,8 @@ def snr_map(initial, denoised, *, noise=None, method="residual"):
         Noise standard deviation of ``initial`` (scalar or per pixel), in its unit;
         ``method="global"`` only.
     method : {'residual', 'global'}, optional
-        The definition of σ, see above.
+        The definition of σ, see above; None (default): ``'global'`` when ``noise``
+        is given, else ``'residual'``.
 
     Returns
     -------
@@ -63,10 +66,12 @@ def snr_map(initial, denoised, *, noise=None, method="residual"):
     >>> snr_map(initial, np.array([[9.0, 10.0], [6.0, 4.0]]))
     array([[ 9.,  5.],
            [ 2., nan]])
-    >>> snr_map(np.full((2, 2), 10.0), np.full((2, 2), 9.0), noise=3.0, method="global")
+    >>> snr_map(np.full((2, 2), 10.0), np.full((2, 2), 9.0), noise=3.0)
     array([[3., 3.],
            [3., 3.]])
     """
+    if method is None:
+        method = "residual" if noise is None else "global"
     if method not in _METHODS:
         raise ValueError(f"method must be 'residual' or 'global'; got {method!r}")
     (a, d), valid, unit = images((initial, "initial"), (denoised, "denoised"))

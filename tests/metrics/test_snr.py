@@ -48,7 +48,10 @@ def test_snr_map_residual_is_the_default():
 def test_snr_map_method_errors():
     image = np.random.default_rng(15).normal(size=(16, 16))
     with pytest.raises(ValueError, match="method='global'"):
-        snr_map(image, 0.5 * image, noise=1.0)
+        snr_map(image, 0.5 * image, noise=1.0, method="residual")
+    # noise given: the global definition, as before
+    np.testing.assert_array_equal(snr_map(image, 0.5 * image, noise=2.0),
+                                  snr_map(image, 0.5 * image, noise=2.0, method="global"))
     with pytest.raises(ValueError, match="method must be"):
         snr_map(image, 0.5 * image, method="local")
     with pytest.raises(TypeError):
