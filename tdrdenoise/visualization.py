@@ -17,8 +17,9 @@ import numpy as np
 from astropy import units as u
 
 from ._containers import unpack
-from .metrics import (FREQUENCY_UNIT, _deviation, _filled, _images, _linear_fit,
-                      _noise_fit, _spectrum, snr_map)
+from .metrics import snr_map
+from .metrics._core import (FREQUENCY_UNIT, filled, first_deviation, images, linear_fit,
+                            noise_fit, noise_window, spectrum)
 
 __all__ = ["plot_comparison", "plot_scatter", "plot_histograms", "plot_power_spectra",
            "plot_r_sweep"]
@@ -58,7 +59,7 @@ def _wcs_of(image):
 
 
 def _named(initial, denoised, reference, labels):
-    """(image, argument name) pairs for _images, and the names shown in the figure."""
+    """(image, argument name) pairs for images(), and the names shown in the figure."""
     named = [(initial, "initial"), (denoised, "denoised")]
     if reference is not None:
         named.append((reference, "reference"))
@@ -73,12 +74,15 @@ def _unit_label(unit):
 
 
 def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="linear",
-                    percent=99.5, cmap="gray", snr=True, noise=None, labels=None):
+                    percent=99.5, cmap="gray", snr=True, snr_method=None, noise=None,
+                    labels=None):
     """Image, denoised, (reference), residual and SNR panels side by side.
 
     The image panels share one normalisation (from ``initial``); the residual
     ``initial − denoised`` is shown on a symmetric diverging scale; the SNR panel is
-    :func:`tdrdenoise.metrics.snr_map` with a contour at SNR = 3. When ``initial``
+    :func:`tdrdenoise.metrics.snr_map` (by default the paper's per-pixel residual
+    definition, which leaves restored pixels out; the global one when ``noise`` is
+    given) with a contour at SNR = 3. When ``initial``
     carries a WCS (CCDData, NDData or sunpy Map), the panels are WCS axes.
 
     Parameters
@@ -98,8 +102,12 @@ def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="lin
         Colour map of the image panels.
     snr : bool, optional
         Draw the SNR panel.
+    snr_method : {'residual', 'global'}, optional
+        Definition of the noise of the SNR (the ``method`` of
+        :func:`~tdrdenoise.metrics.snr_map`); None (default): ``'global'`` when
+        ``noise`` is given, else the paper's ``'residual'``.
     noise : float or `~astropy.units.Quantity`, optional
-        Noise of ``initial`` for the SNR (see :func:`~tdrdenoise.metrics.snr_map`).
+        Noise of ``initial`` for the global SNR.
     labels : sequence of str, optional
         Names shown for initial, denoised (and reference); default those words.
 
@@ -127,7 +135,7 @@ def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="lin
     from astropy.visualization import simple_norm
 
     named, names = _named(initial, denoised, reference, labels)
-    arrays, valid, unit = _images(*named)
+    arrays, valid, unit = images(*named)
     shown = [np.where(valid, x, np.nan) for x in arrays]
     panels = list(zip(names, shown))
     n = len(panels) + 1 + bool(snr)
@@ -151,11 +159,14 @@ def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="lin
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=_unit_label(unit).strip())
     if snr:
         ax = axes[-1]
-        s = np.where(valid, snr_map(initial, denoised, noise=noise), np.nan)
-        top = max(float(np.nanpercentile(s, percent)), 3.0)
+        s = np.where(valid, snr_map(initial, denoised, noise=noise, method=snr_method),
+                     np.nan)
+        finite = s[np.isfinite(s)]  # none when every pixel was restored
+        top = max(float(np.percentile(finite, percent)), 3.0) if finite.size else 3.0
         im = ax.imshow(np.clip(s, 0, top), origin="lower", cmap="viridis", vmin=0, vmax=top,
                        interpolation="nearest")
-        ax.contour(np.nan_to_num(s), levels=[3.0], colors="white", linewidths=0.6)
+        if finite.size and finite.max() > 3.0 > finite.min():
+            ax.contour(np.nan_to_num(s), levels=[3.0], colors="white", linewidths=0.6)
         ax.set_title("SNR of denoised")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if wcs is None:
@@ -204,9 +215,9 @@ def plot_scatter(initial, denoised, *, fig=None, bins=200, limits=None):
     _require_matplotlib()
     from matplotlib.colors import LogNorm
 
-    (a, d), valid, unit = _images((initial, "initial"), (denoised, "denoised"))
+    (a, d), valid, unit = images((initial, "initial"), (denoised, "denoised"))
     x, y = a[valid], d[valid]
-    slope, intercept = _linear_fit(x, y)
+    slope, intercept = linear_fit(x, y)
     if limits is None:
         lo, hi = np.percentile(x, [0.1, 99.9])
     else:
@@ -237,16 +248,20 @@ def plot_histograms(initial, denoised, range=None, *, center=0, reference=None, 
                     bins=None, log=False, labels=None):
     """Pixel histograms of the images with the Gaussian fits of the noise level.
 
-    The histograms and fits are those of :func:`tdrdenoise.metrics.noise_level`
-    with the same ``range`` and ``center`` for every image, drawn as densities
-    (fraction of the valid pixels per unit value) so that they compare.
+    The histograms and fits are those of :func:`tdrdenoise.metrics.noise_level`,
+    all over one window (as the paper fits every image over ±20 G, and as
+    :func:`~tdrdenoise.metrics.evaluate` does): ``center ± range`` when given, else
+    the window of the *initial* image (centred on 0, or on its median with
+    ``center=None``; five robust standard deviations of it wide). They are drawn as
+    densities (fraction of the valid pixels per unit value) so that they compare.
 
     Parameters
     ----------
     initial, denoised : CCDData, NDData, sunpy Map, Quantity or array-like
         The noisy image and its denoised version.
     range, center : optional
-        Histogram window, as in :func:`~tdrdenoise.metrics.noise_level`.
+        Histogram window, as in :func:`~tdrdenoise.metrics.noise_level`, computed
+        from ``initial`` and used for every image.
     reference : CCDData, NDData, sunpy Map, Quantity or array-like, optional
         A clean reference, histogrammed too.
     fig : `~matplotlib.figure.Figure`, optional
@@ -280,13 +295,14 @@ def plot_histograms(initial, denoised, range=None, *, center=0, reference=None, 
     """
     _require_matplotlib()
     named, names = _named(initial, denoised, reference, labels)
-    arrays, valid, unit = _images(*named)
+    arrays, valid, unit = images(*named)
+    window = noise_window(arrays[0], valid, unit, range, center)
     fig = _figure(fig, (5.6, 4.0))
     ax = fig.add_subplot(1, 1, 1)
     u_text = f" {unit.to_string()}" if unit is not None else ""
     heights = []
     for name, data, color in zip(names, arrays, ("C0", "C1", "C2")):
-        sigma, model, counts, edges = _noise_fit(data, valid, unit, range, center, bins)
+        sigma, model, counts, edges = noise_fit(data, valid, window, bins)
         # as a density, so that histograms of different bin widths compare
         scale = 1.0 / (valid.sum() * (edges[1] - edges[0]))
         ax.stairs(counts * scale, edges, color=color, alpha=0.8)
@@ -351,10 +367,10 @@ def plot_power_spectra(initial, denoised, *, reference=None, tolerance=0.1, wind
     """
     _require_matplotlib()
     named, names = _named(initial, denoised, reference, labels)
-    arrays, valid, unit = _images(*named)
-    spectra = [_spectrum(_filled(x, valid), window) for x in arrays]
+    arrays, valid, unit = images(*named)
+    spectra = [spectrum(filled(x, valid), window) for x in arrays]
     freq = spectra[0][0]
-    f_dev = _deviation(spectra[0][1], spectra[1][1], freq, tolerance, 3)
+    f_dev = first_deviation(spectra[0][1], spectra[1][1], freq, tolerance, 3)
     fig = _figure(fig, (5.6, 5.0))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
     for name, (_, power) in zip(names, spectra):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from astropy import units as u
 from astropy.nddata import CCDData, NDData
+from astropy.stats import mad_std
 from astropy.wcs import WCS
 from scipy import ndimage
 
@@ -15,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from tdrdenoise import visualization  # noqa: E402
-from tdrdenoise.metrics import deviation_frequency, r_sweep  # noqa: E402
+from tdrdenoise.metrics import deviation_frequency, noise_level, r_sweep  # noqa: E402
 from tdrdenoise.visualization import (plot_comparison, plot_histograms,  # noqa: E402
                                       plot_power_spectra, plot_r_sweep, plot_scatter)
 
@@ -122,6 +123,33 @@ def test_plot_histograms(pair):
     assert fig.axes[0].get_legend_handles_labels()[1][1].startswith("TDR: σ = ")
     with pytest.raises(ValueError, match="labels"):
         plot_histograms(noisy, denoised, labels=["raw"])
+
+
+def test_plot_histograms_share_the_initial_window(pair):
+    """Without range, every histogram is fitted over the initial image's window."""
+    _, noisy, denoised = pair
+    fig = render(plot_histograms(noisy, 0.3 * denoised, center=None))
+    ax = fig.axes[0]
+    patches = list(ax.patches)
+    assert len(patches) == 2
+    # the same window: both stairs span the same values
+    spans = [tuple(np.round(p.get_path().vertices[[0, -1], 0], 9)) for p in patches]
+    assert spans[0] == spans[1]
+    valid = np.isfinite(noisy)
+    half = 5 * float(mad_std(noisy[valid]))
+    sigma, _ = noise_level(np.where(valid, 0.3 * denoised, np.nan), range=half,
+                           center=float(np.nanmedian(noisy)))
+    assert ax.get_legend_handles_labels()[1][1] == f"denoised: σ = {sigma:.3g}"
+
+
+def test_plot_comparison_snr_methods(pair):
+    _, noisy, denoised = pair
+    fig = render(plot_comparison(noisy, denoised, snr_method="global", noise=1.0))
+    assert fig.axes[3].get_title() == "SNR of denoised"
+    render(plot_comparison(noisy, denoised, noise=1.0))  # noise given: global
+    with pytest.raises(ValueError, match="method='global'"):
+        plot_comparison(noisy, denoised, snr_method="residual", noise=1.0)
+    render(plot_comparison(noisy, noisy))  # every pixel unchanged: an empty SNR panel
 
 
 def test_plot_power_spectra(pair):

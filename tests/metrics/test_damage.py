@@ -1,0 +1,113 @@
+"""Tests of tdrdenoise.metrics.damage: large-scale damage with known truth."""
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.nddata import CCDData
+from scipy import ndimage
+
+from tdrdenoise.metrics import large_scale_damage
+
+from .helpers import KINDS, strip, value, wrap
+
+SHAPE = (256, 256)
+NOISE = 2.0
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A smooth truth with a bright compact source, and truth + white noise."""
+    yy, xx = np.mgrid[:SHAPE[0], :SHAPE[1]].astype(float)
+    truth = 20 * np.sin(xx / 17.0) * np.cos(yy / 23.0)
+    truth += 500 * np.exp(-((xx - 100) ** 2 + (yy - 140) ** 2) / 8.0)
+    noisy = truth + np.random.default_rng(20).normal(0, NOISE, SHAPE)
+    return truth, noisy
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_perfect_denoiser_scores_one(scene, kind):
+    """denoised = truth: the residual is the white noise, the ratio about 1."""
+    truth, noisy = scene
+    result = large_scale_damage(wrap(kind, noisy), wrap(kind, truth))
+    assert result.ratio == pytest.approx(1.0, abs=0.1)
+    assert abs(result.net_change) < 0.02
+    assert strip(result.sigma) == pytest.approx(NOISE, rel=0.05)
+    assert result.smoothing == 8
+    if kind != "ndarray":
+        assert result.sigma.unit == u.G
+    # a named tuple
+    ratio, net, _, _ = result
+    assert (ratio, net) == (result.ratio, result.net_change)
+
+
+@pytest.mark.parametrize("smoothing", [1, 4, 16])
+def test_ratio_is_one_at_every_smoothing(scene, smoothing):
+    truth, noisy = scene
+    result = large_scale_damage(noisy, truth, smoothing=smoothing)
+    assert result.ratio == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_offset_is_damage(scene, kind):
+    """denoised = initial - c: net change c / sigma and a large ratio (c * s / sigma)."""
+    _, noisy = scene
+    offset = 1.0
+    result = large_scale_damage(wrap(kind, noisy), wrap(kind, noisy - offset),
+                                noise=value(kind, NOISE))
+    assert result.net_change == pytest.approx(offset / NOISE)
+    # no noise in the residual: c * s / sigma, a little less in the partial edge windows
+    assert result.ratio == pytest.approx(offset / NOISE * 8, rel=0.02)
+    assert result.ratio > 3
+
+
+def test_blur_of_pure_noise_scores_below_one():
+    noise = np.random.default_rng(21).normal(0, NOISE, SHAPE)
+    result = large_scale_damage(noise, ndimage.gaussian_filter(noise, 2.0))
+    assert result.ratio < 0.5
+    assert abs(result.net_change) < 0.01
+
+
+def test_pulled_down_source_is_damage(scene):
+    """A denoiser that halves the bright source changes large scales; clipping hides it."""
+    truth, noisy = scene
+    damaged = truth - 0.5 * (truth - ndimage.uniform_filter(truth, 31))
+    result = large_scale_damage(noisy, damaged)
+    assert result.ratio > 2
+    clipped = large_scale_damage(noisy, damaged, sigma_clip=3.0)
+    assert clipped.ratio < result.ratio
+
+
+def test_masked_and_nan_pixels_are_left_out(scene):
+    truth, noisy = scene
+    initial = noisy.copy()
+    initial[:, :20] = np.nan
+    mask = np.zeros(SHAPE, bool)
+    mask[100:160, 100:160] = True
+    denoised = truth.copy()
+    denoised[mask] = 1e6  # would be enormous damage if it counted
+    result = large_scale_damage(initial, CCDData(denoised, unit="adu", mask=mask))
+    assert result.ratio == pytest.approx(1.0, abs=0.1)
+    # every usable window is rescaled to its valid pixels: a sparse mask changes nothing
+    sparse = np.random.default_rng(22).random(SHAPE) < 0.2
+    holed = np.where(sparse, np.nan, noisy)
+    assert large_scale_damage(holed, truth, noise=NOISE).ratio == pytest.approx(
+        large_scale_damage(noisy, truth, noise=NOISE).ratio, abs=0.1)
+
+
+def test_errors(scene):
+    truth, noisy = scene
+    with pytest.raises(ValueError, match="smoothing"):
+        large_scale_damage(noisy, truth, smoothing=0)
+    with pytest.raises(ValueError, match="smoothing"):
+        large_scale_damage(noisy, truth, smoothing=2.5)
+    with pytest.raises(ValueError, match="noise"):
+        large_scale_damage(noisy, truth, noise=0.0)
+    with pytest.raises(u.UnitsError):
+        large_scale_damage(noisy * u.G, truth * u.G, noise=1 * u.s)
+    with pytest.raises(ValueError, match="pass noise="):
+        large_scale_damage(np.ones((16, 16)), np.ones((16, 16)))
+    checker = np.where(np.indices((32, 32)).sum(0) % 2 == 0, noisy[:32, :32], np.nan)
+    with pytest.raises(ValueError, match="too few adjacent"):
+        large_scale_damage(checker, checker)
+    sparse = np.where((np.indices((32, 32)) % 3 == 0).all(0), noisy[:32, :32], np.nan)
+    with pytest.raises(ValueError, match="half valid"):
+        large_scale_damage(sparse, sparse, noise=1.0, smoothing=8)
