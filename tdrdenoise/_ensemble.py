@@ -151,6 +151,26 @@ def mc_ensemble(net, z, valid, *, n_predictions, keep_prob, generator, device,
             std[crop].numpy().astype(np.float32))
 
 
+def shuffle_split(a, stride):
+    """The ``stride**2`` pixel-shuffled sub-images of a 2-D array (a list; ``[a]`` for
+    stride 1): sub-image ``(i, j)`` holds the pixels ``a[i::stride, j::stride]``."""
+    if stride == 1:
+        return [a]
+    return [np.ascontiguousarray(a[i::stride, j::stride])
+            for i in range(stride) for j in range(stride)]
+
+
+def shuffle_merge(parts, shape, stride, dtype=np.float64):
+    """Undo :func:`shuffle_split`."""
+    if stride == 1:
+        return parts[0]
+    out = np.empty(shape, dtype)
+    for k, part in enumerate(parts):
+        i, j = divmod(k, stride)
+        out[i::stride, j::stride] = part
+    return out
+
+
 def seeded_ensemble(net, z, valid, *, n_predictions, seed, keep_prob, device, tile_size,
                     progress=None):
     """:func:`mc_ensemble` with its masks and dropout drawn from ``seed``, leaving the

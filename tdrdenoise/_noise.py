@@ -2,7 +2,7 @@
 import numpy as np
 from astropy.stats import mad_std
 
-__all__ = ["difference_noise"]
+__all__ = ["difference_noise", "neighbour_correlation"]
 
 
 def difference_noise(data, invalid=None):
@@ -39,16 +39,79 @@ def difference_noise(data, invalid=None):
     bad = ~np.isfinite(data)
     if invalid is not None:
         bad = bad | np.asarray(invalid, bool)
-    diffs = []
-    for axis in (0, 1):
-        ok = ~(np.delete(bad, 0, axis=axis) | np.delete(bad, -1, axis=axis))
-        with np.errstate(invalid="ignore", over="ignore"):
-            d = np.diff(data.astype(np.float64, copy=False), axis=axis)
-        diffs.append(d[ok])
-    d = np.concatenate(diffs)
+    d = _lag_differences(data, bad, 1)
     if d.size == 0:
         return 0.0
     sigma = float(mad_std(d) / np.sqrt(2.0))
     if not sigma > 0:
         sigma = float(np.std(d) / np.sqrt(2.0))
     return sigma
+
+
+def _lag_differences(data, bad, lag):
+    """Differences of valid pixel pairs ``lag`` apart along either axis, pooled."""
+    diffs = []
+    for axis in (0, 1):
+        n = data.shape[axis]
+        if n <= lag:
+            continue
+        a = np.take(data, np.arange(lag, n), axis=axis).astype(np.float64, copy=False)
+        b = np.take(data, np.arange(0, n - lag), axis=axis)
+        ok = ~(np.take(bad, np.arange(lag, n), axis=axis) |
+               np.take(bad, np.arange(0, n - lag), axis=axis))
+        with np.errstate(invalid="ignore", over="ignore"):
+            diffs.append((a - b)[ok])
+    return np.concatenate(diffs) if diffs else np.zeros(0)
+
+
+def neighbour_correlation(data, invalid=None, far=3):
+    """Correlation of the noise of neighbouring pixels, estimated from one image.
+
+    White noise gives differences of the same spread at every lag; noise correlated
+    between neighbours (from a reprojection, an interpolation, a PSF applied to
+    the noise) gives smaller differences between neighbours than between pixels
+    ``far`` apart. With ``s(k)`` the `~astropy.stats.mad_std` of the differences of
+    pixels ``k`` apart (both axes pooled), the estimate is
+    ``1 - (s(1) / s(far)) ** 2``: the lag-1 correlation coefficient of the noise
+    when the noise at lag ``far`` is uncorrelated and the signal changes little over
+    ``far`` pixels. Signal that varies on scales of a few pixels adds a small
+    positive bias (about 0.1 on the granulation, HST and MDI images we test on).
+
+    Parameters
+    ----------
+    data : ndarray
+        2-D image.
+    invalid : ndarray of bool, optional
+        Pixels to leave out (NaN and inf are always left out).
+    far : int, optional
+        The lag taken as uncorrelated.
+
+    Returns
+    -------
+    float
+        The estimate, 0 for white noise, up to 1; 0.0 when it cannot be computed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy import ndimage
+    >>> from tdrdenoise._noise import neighbour_correlation
+    >>> white = np.random.default_rng(0).normal(size=(256, 256))
+    >>> round(neighbour_correlation(white), 1)
+    0.0
+    >>> correlated = ndimage.gaussian_filter(white, 1.0)
+    >>> neighbour_correlation(correlated) > 0.5
+    True
+    """
+    data = np.asarray(data)
+    bad = ~np.isfinite(data)
+    if invalid is not None:
+        bad = bad | np.asarray(invalid, bool)
+    near = _lag_differences(data, bad, 1)
+    wide = _lag_differences(data, bad, int(far))
+    if near.size < 2 or wide.size < 2:
+        return 0.0
+    s_near, s_far = float(mad_std(near)), float(mad_std(wide))
+    if not s_far > 0:
+        return 0.0
+    return float(min(max(1.0 - (s_near / s_far) ** 2, 0.0), 1.0))

@@ -9,6 +9,9 @@ fine-tuning and prediction use one transform:
   :func:`inverse` / :func:`inverse_std` turn the ensemble mean and spread back;
 - :func:`extreme_pixels` flags fill values and other pixels far outside the image's
   bulk, which the network must not see;
+- :func:`bright_pixels` flags real but bright structure (stars, galaxy cores,
+  sunspots), which the network does not see either and which comes back as observed;
+- :func:`choose_shuffle` picks the pixel-shuffle stride from the noise correlation;
 - :func:`network_input` combines them for one image.
 
 The transform today is linear, ``z = (x * factor - median) / scale``, where ``factor``
@@ -19,8 +22,9 @@ import math
 import warnings
 
 import numpy as np
+from scipy import ndimage
 
-from ._noise import difference_noise
+from ._noise import difference_noise, neighbour_correlation
 from .utils import TDRUserWarning
 
 __all__ = []
@@ -41,6 +45,21 @@ TRANSFORM = "linear"
 #: :class:`~tdrdenoise.TDRModel` to show the network every finite pixel).
 OUTLIER_THRESHOLD = 1e3
 
+#: Pixels of extended structure brighter than this many noise sigmas (of the training
+#: image) from its median are held out: the network neither sees them nor is scored on
+#: them, and they come back as observed. In the squared-error loss a pixel at 1000
+#: sigma weighs a million background pixels, so a few bright sources decide what the
+#: network learns; held out, the network learns the noise of the bulk of the image
+#: (HST NGC 1365: +4 dB in Noise2Noise gain, benchmarks/real_data.py). Such pixels have
+#: a signal-to-noise ratio above 20, where denoising gains least. Isolated bright pixels
+#: (salt-and-pepper noise, hot pixels, cosmic-ray hits) are not held out: they are
+#: noise the network should remove. ``np.inf`` shows the network every pixel.
+BRIGHT_THRESHOLD = 20.0
+
+#: Noise correlation between neighbours (:func:`neighbour_correlation`) above which the
+#: network works on pixel-shuffled sub-images (stride 2, :func:`choose_shuffle`).
+CORRELATION_THRESHOLD = 0.3
+
 # float32 holds |z| up to about 3.4e38; stay well inside so the network's sums cannot
 # overflow either.
 _Z_LIMIT = 1e30
@@ -53,7 +72,24 @@ def image_statistics(data, invalid):
     return median, difference_noise(data, invalid)
 
 
-def make_normalization(data, invalid, outlier_threshold=OUTLIER_THRESHOLD):
+def choose_shuffle(data, invalid, pixel_shuffle="auto"):
+    """The pixel-shuffle stride for an image: 1, or 2 for noise correlated between
+    neighbours (``"auto"``: :func:`neighbour_correlation` above
+    :data:`CORRELATION_THRESHOLD`).
+
+    A blind-spot network predicts a hidden pixel from its neighbours; when their noise
+    is correlated with the hidden pixel's, it learns to reproduce the noise. On the
+    sub-images of every second pixel (as AP-BSN's pixel-shuffle downsampling does) the
+    neighbours are two pixels apart, where the correlation has fallen off.
+    """
+    if pixel_shuffle == "auto":
+        rho = neighbour_correlation(data, invalid)
+        return 2 if rho > CORRELATION_THRESHOLD else 1
+    return int(pixel_shuffle)
+
+
+def make_normalization(data, invalid, outlier_threshold=OUTLIER_THRESHOLD,
+                       bright_threshold=BRIGHT_THRESHOLD, pixel_shuffle="auto"):
     """The normalisation parameters of a training image (stored in the model file).
 
     Raises
@@ -66,7 +102,9 @@ def make_normalization(data, invalid, outlier_threshold=OUTLIER_THRESHOLD):
     if not scale > 0:
         raise ValueError("image is constant: there is no noise to learn from")
     norm = {"transform": TRANSFORM, "median": median, "scale": float(scale),
-            "outlier_threshold": float(outlier_threshold)}
+            "outlier_threshold": float(outlier_threshold),
+            "bright_threshold": float(bright_threshold),
+            "pixel_shuffle": choose_shuffle(data, invalid, pixel_shuffle)}
     check_normalization(norm, "image")
     return norm
 
@@ -78,7 +116,7 @@ def check_normalization(norm, source="the model"):
     if norm.get("transform", TRANSFORM) != TRANSFORM:
         raise ValueError(f"{source}: unknown normalization transform "
                          f"{norm.get('transform')!r}; upgrade tdrdenoise")
-    for key in ("median", "scale", "outlier_threshold"):
+    for key in ("median", "scale", "outlier_threshold", "bright_threshold"):
         value = norm.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{source}: normalization[{key!r}] must be a number; "
@@ -89,9 +127,14 @@ def check_normalization(norm, source="the model"):
     if not (math.isfinite(norm["scale"]) and norm["scale"] > 0):
         raise ValueError(f"{source}: the normalization scale is {norm['scale']}; it must be "
                          "finite and positive (was the training image constant?)")
-    if not norm["outlier_threshold"] > 0:
-        raise ValueError(f"{source}: normalization['outlier_threshold'] must be positive; "
-                         f"got {norm['outlier_threshold']}")
+    for key in ("outlier_threshold", "bright_threshold"):
+        if not norm[key] > 0:
+            raise ValueError(f"{source}: normalization[{key!r}] must be positive; "
+                             f"got {norm[key]}")
+    shuffle = norm.get("pixel_shuffle")
+    if isinstance(shuffle, bool) or not isinstance(shuffle, int) or not 1 <= shuffle <= 4:
+        raise ValueError(f"{source}: normalization['pixel_shuffle'] must be an integer "
+                         f"from 1 to 4; got {shuffle!r}")
 
 
 def forward(data, norm, factor=1.0):
@@ -135,18 +178,42 @@ def extreme_pixels(data, invalid, threshold=OUTLIER_THRESHOLD):
     return far & ~invalid
 
 
+def bright_pixels(z, valid, threshold=BRIGHT_THRESHOLD):
+    """Pixels of bright extended structure: ``|z| > threshold`` next to a 3 x 3
+    neighbourhood whose median is also beyond it.
+
+    The median test keeps isolated bright pixels (impulse noise, hot pixels) visible to
+    the network, which should learn to remove them; a source whose core spans a few
+    pixels is held out whole.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    if not threshold < np.inf:
+        return np.zeros(z.shape, bool)
+    level = np.where(valid, np.abs(z), 0.0).astype(np.float32)
+    above = level > threshold
+    if not above.any():
+        return above
+    core = ndimage.median_filter(level, size=3, mode="nearest") > threshold
+    return above & ndimage.binary_dilation(core, np.ones((3, 3), bool)) & valid
+
+
 def network_input(data, invalid, norm, factor=1.0, name="image"):
     """The float32 network input of an image and the pixels the network may see.
 
     Extreme pixels (:func:`extreme_pixels`, and any whose ``z`` would overflow) are
     treated like masked ones; a `~tdrdenoise.utils.TDRUserWarning` gives their count.
+    Bright pixels (:func:`bright_pixels`) are hidden too, silently: they are real
+    signal, returned as observed.
 
     Returns
     -------
     z : ndarray of float32
         Zero where the network may not look.
     valid : ndarray of bool
-        Pixels the network sees.
+        Pixels the network sees (neither invalid, extreme nor bright).
     extreme : ndarray of bool
         The extreme pixels.
     """
@@ -166,5 +233,6 @@ def network_input(data, invalid, norm, factor=1.0, name="image"):
             "unchanged and are masked in NDData/Map results. Mask them yourself, or raise "
             "the model's outlier_threshold if they are real signal.", TDRUserWarning,
             stacklevel=4)
+    valid &= ~bright_pixels(z, valid, norm.get("bright_threshold", np.inf))
     z = np.where(valid, z, 0.0).astype(np.float32)
     return z, valid, extreme

@@ -44,11 +44,12 @@ def check_weights(net, what="the network"):
                 "the learning rate")
 
 
-def _identity(z, valid, settings):
+def _identity(images, valids, settings):
     digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(z, np.float32).tobytes())
-    digest.update(np.ascontiguousarray(valid, bool).tobytes())
-    digest.update(repr(z.shape).encode())
+    for z, valid in zip(images, valids):
+        digest.update(np.ascontiguousarray(z, np.float32).tobytes())
+        digest.update(np.ascontiguousarray(valid, bool).tobytes())
+        digest.update(repr(z.shape).encode())
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -91,9 +92,10 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
     Parameters
     ----------
     net : SelfToSelfUNet
-    z : ndarray of float32
-        Normalised image; zero where ``valid`` is False.
-    valid : ndarray of bool
+    z : ndarray of float32, or a list of them
+        Normalised image (or the sub-images of a pixel-shuffled one); zero where
+        ``valid`` is False.
+    valid : ndarray of bool, or a list of them
         Pixels the network may see and be scored on.
     history : list
         The record of this run (a dict) is appended to it, also when interrupted.
@@ -114,14 +116,23 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
         seed.
     """
     rng = np.random.default_rng(seed)
-    h, w = z.shape
     p = patch_size
-    if h < p or w < p:  # small images: pad once with invalid pixels
-        pad = ((0, max(p - h, 0)), (0, max(p - w, 0)))
-        z, valid = np.pad(z, pad), np.pad(valid, pad)
-    ys, xs = _crop_positions(valid, p)
-    zt = torch.from_numpy(np.ascontiguousarray(z, np.float32))
-    vt = torch.from_numpy(np.ascontiguousarray(valid))
+    # one image, or the sub-images of a pixel-shuffled one: crops come from any of them
+    images = list(z) if isinstance(z, (list, tuple)) else [z]
+    valids = list(valid) if isinstance(valid, (list, tuple)) else [valid]
+    zts, vts, where = [], [], []
+    for k, (zi, vi) in enumerate(zip(images, valids)):
+        h, w = zi.shape
+        if h < p or w < p:  # small images: pad once with invalid pixels
+            pad = ((0, max(p - h, 0)), (0, max(p - w, 0)))
+            zi, vi = np.pad(zi, pad), np.pad(vi, pad)
+        ys, xs = _crop_positions(vi, p)
+        where.append(np.stack([np.full(ys.size, k), ys, xs], 1))
+        zts.append(torch.from_numpy(np.ascontiguousarray(zi, np.float32)))
+        vts.append(torch.from_numpy(np.ascontiguousarray(vi)))
+    where = np.concatenate(where)
+    shape = list(images[0].shape) if len(images) == 1 else [len(images)] + list(
+        images[0].shape)
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
     gen = torch.Generator().manual_seed(int(rng.integers(2**63)))
@@ -133,7 +144,7 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
         checkpoint_every = int(checkpoint_every)
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1; got {checkpoint_every}")
-        identity = _identity(z, valid, dict(settings or {}, steps=int(steps),
+        identity = _identity(images, valids, dict(settings or {}, steps=int(steps),
                                             learning_rate=learning_rate, keep_prob=keep_prob,
                                             patch_size=p, batch_size=batch_size,
                                             schedule=schedule, action=action))
@@ -171,13 +182,13 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
                                           (1 + math.cos(math.pi * frac)))
                     for group in opt.param_groups:
                         group["lr"] = lr
-                pick = rng.integers(ys.size, size=batch_size)
+                pick = rng.integers(len(where), size=batch_size)
                 xb, vb = [], []
                 for i in pick:
-                    y0, x0 = ys[i], xs[i]
+                    k, y0, x0 = where[i]
                     t = int(rng.integers(8))
-                    xb.append(dihedral(zt[y0:y0 + p, x0:x0 + p], t))
-                    vb.append(dihedral(vt[y0:y0 + p, x0:x0 + p], t))
+                    xb.append(dihedral(zts[k][y0:y0 + p, x0:x0 + p], t))
+                    vb.append(dihedral(vts[k][y0:y0 + p, x0:x0 + p], t))
                 x = torch.stack(xb)[:, None].to(device)
                 v = torch.stack(vb)[:, None].to(device)
                 keep = (torch.rand(x.shape, generator=gen) < keep_prob).to(device) & v
@@ -211,7 +222,7 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
         bar.close()
         record = {"action": action, "steps": done, "seed": seed,
                   "learning_rate": learning_rate, "patch_size": p,
-                  "batch_size": batch_size, "image_shape": list(z.shape),
+                  "batch_size": batch_size, "image_shape": shape,
                   "seconds": round(time.perf_counter() - t0, 3),
                   "final_loss": float(np.mean(losses[-50:])) if losses else None}
         if resumed is not None:

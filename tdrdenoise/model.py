@@ -12,11 +12,11 @@ import torch
 from astropy import units as u
 
 from . import model_io
-from ._normalization import (OUTLIER_THRESHOLD, inverse, inverse_std, make_normalization,
-                             network_input, noise_in_image_unit)
+from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, inverse, inverse_std,
+                             make_normalization, network_input, noise_in_image_unit)
 from ._training import checkpoint_seed, new_seed, train
 from ._containers import MIN_SIZE, check_image, unpack
-from ._ensemble import GRID, seeded_ensemble
+from ._ensemble import GRID, seeded_ensemble, shuffle_merge, shuffle_split
 from .model_io import FILE_FORMAT_VERSION  # noqa: F401  (kept importable from here)
 from .network import SelfToSelfUNet
 from .utils import resolve_device
@@ -65,14 +65,30 @@ class TDRModel:
         1000) are treated as masked: fill values such as -1e30 or 65535 must not
         reach the network. They come out unchanged, with a warning giving their
         count. ``np.inf`` shows the network every finite pixel.
+    bright_threshold : float, optional
+        Bright extended structure (stars, galaxy cores, sunspots) farther than this
+        many noise sigmas of the training image from its median (default 20) is held
+        out: the network neither sees nor learns from it, and it comes back as
+        observed (not masked). Without this, a few bright sources dominate the
+        squared-error loss and the background is poorly denoised. Isolated bright
+        pixels (impulse noise, hot pixels) stay visible. ``np.inf`` holds nothing out.
+    pixel_shuffle : {"auto", 1, 2, 3, 4}, optional
+        Stride of pixel-shuffled sub-images the network works on. Noise correlated
+        between neighbouring pixels (reprojected maps such as HMI SHARP cutouts,
+        interpolated or binned data) defeats the blind-spot principle: the network
+        predicts a hidden pixel's noise from its neighbours. On the sub-images of
+        every second pixel the neighbours are two pixels apart. ``"auto"`` (default)
+        measures the correlation of the training image's noise and takes 2 when it
+        exceeds 0.3, else 1 (white noise).
 
     Attributes
     ----------
     normalization : dict or None
         ``{"transform": "linear", "median": ..., "scale": ..., "outlier_threshold":
-        ...}`` of the training image, in its unit: images are fed to the network as
-        ``(image - median) / scale``, where ``scale`` is a robust estimate of the
-        noise. None before :meth:`fit`.
+        ..., "bright_threshold": ..., "pixel_shuffle": ...}`` of the training image, in
+        its unit: images are fed to the network as ``(image - median) / scale``, where
+        ``scale`` is a robust estimate of the noise, on sub-images of stride
+        ``pixel_shuffle``. None before :meth:`fit`.
     unit : `~astropy.units.Unit` or None
         Unit of the training image.
     history : list of dict
@@ -94,7 +110,8 @@ class TDRModel:
     """
 
     def __init__(self, width=48, dropout=0.3, keep_prob=0.7, patch_size=64, batch_size=8,
-                 learning_rate=1e-3, device="auto", outlier_threshold=OUTLIER_THRESHOLD):
+                 learning_rate=1e-3, device="auto", outlier_threshold=OUTLIER_THRESHOLD,
+                 bright_threshold=BRIGHT_THRESHOLD, pixel_shuffle="auto"):
         if not 0 < keep_prob < 1:
             raise ValueError(f"keep_prob must lie between 0 and 1; got {keep_prob}")
         if not 0 <= dropout < 1:
@@ -111,7 +128,16 @@ class TDRModel:
         self.patch_size = -(-int(patch_size) // GRID) * GRID
         self.batch_size = int(batch_size)
         self.learning_rate = float(learning_rate)
+        if not float(bright_threshold) > 0:
+            raise ValueError("bright_threshold must be a positive number of noise sigmas "
+                             f"(np.inf to hold nothing out); got {bright_threshold}")
+        if pixel_shuffle != "auto" and (isinstance(pixel_shuffle, bool) or
+                                        pixel_shuffle not in (1, 2, 3, 4)):
+            raise ValueError(f"pixel_shuffle must be 'auto' or 1, 2, 3 or 4; got "
+                             f"{pixel_shuffle!r}")
         self.outlier_threshold = float(outlier_threshold)
+        self.bright_threshold = float(bright_threshold)
+        self.pixel_shuffle = pixel_shuffle if pixel_shuffle == "auto" else int(pixel_shuffle)
         self.device = resolve_device(device)
         self.normalization = None
         self.unit = None
@@ -168,9 +194,15 @@ class TDRModel:
         return network_input(data, invalid, self.normalization, factor, name)
 
     # ------------------------------------------------------------------ training
+    @property
+    def stride(self):
+        """The pixel-shuffle stride the network works at (1 before :meth:`fit`)."""
+        return int(self.normalization.get("pixel_shuffle", 1)) if self.is_fitted else 1
+
     def _run_training(self, z, valid, steps, seed, learning_rate, progress, action,
                       **kwargs):
         settings = {"architecture": self.architecture, "normalization": self.normalization}
+        z, valid = shuffle_split(z, self.stride), shuffle_split(valid, self.stride)
         train(self._net, z, valid, steps=steps, seed=seed, learning_rate=learning_rate,
               keep_prob=self.keep_prob, patch_size=self.patch_size,
               batch_size=self.batch_size, device=self.device, history=self.history,
@@ -238,7 +270,8 @@ class TDRModel:
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"steps must be at least 1; got {steps}")
-        norm = make_normalization(img.data, img.invalid, self.outlier_threshold)
+        norm = make_normalization(img.data, img.invalid, self.outlier_threshold,
+                                  self.bright_threshold, self.pixel_shuffle)
         if seed is None:
             seed = checkpoint_seed(checkpoint)
         seed = new_seed() if seed is None else int(seed)
@@ -394,10 +427,18 @@ class TDRModel:
         n_predictions = int(n_predictions)
         if n_predictions < 1:
             raise ValueError(f"n_predictions must be at least 1; got {n_predictions}")
-        zm, zs = seeded_ensemble(self._net, z, valid, n_predictions=n_predictions,
-                                 seed=new_seed() if seed is None else int(seed),
-                                 keep_prob=self.keep_prob, device=self.device,
-                                 tile_size=tile_size, progress=progress)
+        seed = new_seed() if seed is None else int(seed)
+        means, stds = [], []
+        for k, (zk, vk) in enumerate(zip(shuffle_split(z, self.stride),
+                                         shuffle_split(valid, self.stride))):
+            m, sd = seeded_ensemble(self._net, zk, vk, n_predictions=n_predictions,
+                                    seed=(seed + k) % 2**63, keep_prob=self.keep_prob,
+                                    device=self.device, tile_size=tile_size,
+                                    progress=progress)
+            means.append(m)
+            stds.append(sd)
+        zm = shuffle_merge(means, z.shape, self.stride, np.float32)
+        zs = shuffle_merge(stds, z.shape, self.stride, np.float32)
         norm = self.normalization
         return (inverse(zm, norm, factor),
                 inverse_std(zm, zs, norm, factor))

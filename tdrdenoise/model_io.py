@@ -250,6 +250,8 @@ def from_bytes(data, *, device="auto", source="the model data"):
     model.network.to(model.device)
     model.normalization = fields["normalization"]
     model.outlier_threshold = fields["normalization"]["outlier_threshold"]
+    model.bright_threshold = fields["normalization"]["bright_threshold"]
+    model.pixel_shuffle = fields["normalization"]["pixel_shuffle"]
     model.unit = fields["unit"]
     model.history = fields["history"]
     return model
@@ -320,6 +322,8 @@ def validate_metadata(payload, source="the model data"):
     norm = dict(norm)
     norm.setdefault("transform", TRANSFORM)                 # format 1
     norm.setdefault("outlier_threshold", OUTLIER_THRESHOLD)
+    norm.setdefault("bright_threshold", float("inf"))      # files of tdrdenoise < 0.2
+    norm.setdefault("pixel_shuffle", 1)
     try:
         check_normalization(norm, source)
     except ValueError as exc:
