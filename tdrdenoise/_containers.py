@@ -27,9 +27,6 @@ def is_map(obj):
     return sunpy_map is not None and isinstance(obj, sunpy_map.GenericMap)
 
 
-_is_map = is_map  # old name, still imported by io.py
-
-
 @dataclass
 class _Image:
     """An image taken apart: what the numerical code works on."""

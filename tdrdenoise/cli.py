@@ -289,15 +289,15 @@ def _checkpoint_options(args, fit):
 def _cmd_train(args):
     from .io import read_image
     from .model import TDRModel
-    from .utils import _prepare_output_folder, clean_stale_temporaries
+    from .utils import clean_stale_temporaries, prepare_output_folder
 
     checkpoint = _checkpoint_options(args, TDRModel.fit)
     if os.path.exists(args.output) and not args.overwrite:
         raise _CLIError(f"{args.output} exists; pass --overwrite to replace it")
     for name, path in (("--output", args.output), ("--checkpoint", args.checkpoint)):
         if path is not None:  # fail now, not after the training
-            folder = _prepare_output_folder(os.path.dirname(os.path.abspath(path)),
-                                            f"the folder of {name}")
+            folder = prepare_output_folder(os.path.dirname(os.path.abspath(path)),
+                                           f"the folder of {name}")
             clean_stale_temporaries(folder)
     image = read_image(args.image, hdu=args.hdu, unit=args.unit)
     model = TDRModel(patch_size=args.patch_size, batch_size=args.batch_size,

@@ -14,7 +14,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 
-from ._containers import _is_map
+from ._containers import is_map
 from .utils import TDRUserWarning, atomic_open
 
 __all__ = ["read_image", "write_image", "parse_unit", "output_path"]
@@ -243,7 +243,7 @@ def _as_ccddata(image):
     """A CCDData view of a CCDData, NDData or sunpy Map, for writing."""
     if isinstance(image, CCDData):
         return image
-    if _is_map(image):
+    if is_map(image):
         header = fits.Header()
         for key, value in image.fits_header.items():
             if key not in _STRUCTURAL and key not in ("", "COMMENT", "HISTORY"):

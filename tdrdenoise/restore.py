@@ -2,21 +2,10 @@
 import numpy as np
 from astropy import units as u
 
-from ._containers import join_quantity, scalar_in_unit, split_quantity
+from ._containers import join_quantity, split_quantity
+from ._validate import threshold_value
 
 __all__ = ["restore"]
-
-
-def threshold_value(R, unit, name="R"):
-    """``R`` as a float in ``unit``, checked (ValueError if negative or NaN)."""
-    value = scalar_in_unit(R, unit, name)
-    if np.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number (np.inf restores nothing); "
-                         f"got {R}")
-    return value
-
-
-_threshold = threshold_value  # old name, still imported by metrics.py
 
 
 def restore(initial, denoised, R):
