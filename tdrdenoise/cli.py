@@ -392,10 +392,9 @@ def _cmd_evaluate(args):
     except ImportError:
         raise _CLIError("this installation has no tdrdenoise.metrics module") from None
     initial = read_image(args.initial, hdu=args.hdu)
+    # the MASK of a tdrdenoise output marks its restored pixels too: evaluate counts
+    # them as valid, restored pixels by itself (read_image keeps the TDRDENOI card)
     denoised = read_image(args.denoised, hdu=args.hdu)
-    # the MASK of a tdrdenoise output marks the restored pixels too: score every
-    # pixel (invalid ones are NaN or masked in the initial image anyway)
-    denoised = u.Quantity(denoised.data, denoised.unit)
     reference = read_image(args.reference, hdu=args.hdu) if args.reference else None
     independent = read_image(args.independent, hdu=args.hdu) if args.independent else None
     table = evaluate(initial, denoised, reference=reference, independent=independent)
