@@ -14,6 +14,7 @@ import time
 import numpy as np
 from astropy.table import Table
 
+from ._containers import cast_data
 from ._progress import progress_bar
 from ._validate import check_denoise_options
 from .io import output_path, read_image, write_image
@@ -80,12 +81,8 @@ def _denoise_one(path, out, model, opts):
                                error=f"{out} was written by another run meanwhile")
             ccd = read_image(path, hdu=opts["hdu"], unit=opts["unit"])
             result = tdr_denoise(ccd, model, R=opts["R"], **opts["denoise_kwargs"])
-            dtype = opts["dtype"]
-            if dtype is not None:
-                result.data = result.data.astype(dtype, copy=False)
-                if result.uncertainty is not None:
-                    result.uncertainty.array = result.uncertainty.array.astype(
-                        dtype, copy=False)
+            if opts["dtype"] is not None:
+                cast_data(result, opts["dtype"])
             write_image(result, out, overwrite=opts["overwrite"], inputs=opts["inputs"])
     except OutputClaimedError as exc:  # another run is on it: not a failure
         return _record(path, out, "skipped", error=str(exc))
