@@ -157,7 +157,7 @@ def reference_config(train_s, args, rows, extra):
     with PeakMemory() as mem:
         mean, _ = ref.predict(noisy, n_predictions=args.reference_passes, seed=0,
                               progress=False)
-    rows.append({"noise": noise, "method": f"reference config ({steps} whole-image steps, "
+    rows.append({"noise": noise, "method": f"whole-image steps ({steps} steps, lr 1e-4, "
                  f"{args.reference_passes} passes; frame24)",
                  "psnr_db": round(psnr(mean, clean), 2), "ssim": round(ssim(mean, clean), 4),
                  "train_s": round(ref_train),

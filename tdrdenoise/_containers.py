@@ -3,7 +3,7 @@
 :func:`unpack` turns a CCDData, NDData, sunpy Map, Quantity, masked array or ndarray
 into an :class:`_Image` (float array, invalid-pixel mask, unit, metadata); :func:`repack`
 builds a new object of the caller's kind from arrays. The numerical code never sees
-the container.
+the container. :func:`to_ccddata` and :func:`cast_data` serve the file layer.
 """
 import copy
 import sys
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
-from astropy.nddata import NDData, StdDevUncertainty
+from astropy.nddata import CCDData, NDData, StdDevUncertainty
 
 __all__ = []
 
@@ -25,9 +25,6 @@ def is_map(obj):
     """True for a sunpy Map, without importing sunpy when the caller never did."""
     sunpy_map = sys.modules.get("sunpy.map")
     return sunpy_map is not None and isinstance(obj, sunpy_map.GenericMap)
-
-
-_is_map = is_map  # old name, still imported by io.py
 
 
 @dataclass
@@ -249,3 +246,55 @@ def repack(image, data, *, mask=None, std=None, provenance=None):
     if psf is not None:
         kwargs["psf"] = psf
     return type(original)(data, **kwargs)
+
+
+def map_header(smap, skip=()):
+    """The FITS header of a sunpy Map as an `~astropy.io.fits.Header`.
+
+    Keys in ``skip`` are left out; ``COMMENT`` and ``HISTORY`` become one card a line.
+    """
+    header = fits.Header()
+    for key, value in smap.fits_header.items():
+        if key not in skip and key not in ("", "COMMENT", "HISTORY"):
+            header[key] = value
+    for key in ("COMMENT", "HISTORY"):
+        for value in smap.fits_header.get(key, []):
+            header[key] = value
+    return header
+
+
+def to_ccddata(image, skip=()):
+    """A CCDData sharing the data of a CCDData, NDData or sunpy Map (for writing).
+
+    A CCDData is returned as it is. A Map's metadata becomes its FITS header (without
+    the keys in ``skip``; the WCS stays in the header cards); an NDData keeps its meta
+    and WCS. A missing unit becomes dimensionless.
+
+    Raises
+    ------
+    TypeError
+        For any other kind of object.
+    """
+    if isinstance(image, CCDData):
+        return image
+    if is_map(image):
+        mask = None if image.mask is None else np.asarray(image.mask, bool)
+        return CCDData(image.data, unit=image.unit or u.dimensionless_unscaled,
+                       meta=map_header(image, skip), mask=mask,
+                       uncertainty=image.uncertainty)
+    if isinstance(image, NDData):
+        return CCDData(image.data, unit=image.unit or u.dimensionless_unscaled,
+                       meta=image.meta, wcs=image.wcs, mask=image.mask,
+                       uncertainty=image.uncertainty)
+    raise TypeError(f"expected a CCDData, NDData or sunpy Map; got {type(image).__name__}")
+
+
+def cast_data(ndd, dtype):
+    """Set the data and uncertainty of the NDData ``ndd`` to ``dtype``, in place.
+
+    No copy is made of arrays already of that type. Returns ``ndd``.
+    """
+    ndd.data = ndd.data.astype(dtype, copy=False)
+    if ndd.uncertainty is not None:
+        ndd.uncertainty.array = ndd.uncertainty.array.astype(dtype, copy=False)
+    return ndd

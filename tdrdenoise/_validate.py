@@ -9,11 +9,17 @@ import numbers
 import numpy as np
 from astropy import units as u
 
-__all__ = ["check_int", "check_seed", "check_threshold", "SEED_LIMIT"]
+from ._containers import scalar_in_unit
+
+__all__ = ["check_int", "check_seed", "check_threshold", "threshold_value",
+           "check_denoise_options", "SEED_LIMIT"]
 
 #: Seeds are integers in ``[0, SEED_LIMIT)``: what numpy and torch both take, and what
 #: a FITS header card can record.
 SEED_LIMIT = 2**63
+
+#: The count options of :func:`~tdrdenoise.tdr_denoise` and their smallest values.
+COUNT_MINIMUM = {"n_predictions": 1, "tile_size": 1, "fine_tune_steps": 0}
 
 
 def _integral(value, name, what):
@@ -158,6 +164,49 @@ def check_threshold(R, name="R"):
     else:
         value = R
     if np.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be zero or positive (np.inf restores nothing); "
+        raise ValueError(f"{name} must be a non-negative number (np.inf restores nothing); "
                          f"got {R}")
     return R
+
+
+def threshold_value(R, unit, name="R"):
+    """A restore threshold as a float in ``unit``, checked by :func:`check_threshold`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`check_threshold` (arrays: "must be a scalar").
+    astropy.units.UnitsError
+        If the unit of ``R`` cannot be converted to ``unit`` (see
+        :func:`~tdrdenoise._containers.scalar_in_unit`).
+    """
+    if np.ndim(R) == 0:
+        check_threshold(R, name)
+    return scalar_in_unit(R, unit, name)
+
+
+def check_denoise_options(R, options):
+    """Check ``R`` and the count and seed options of ``tdr_denoise`` before any work.
+
+    ``options`` may hold ``n_predictions``, ``tile_size``, ``fine_tune_steps`` and
+    ``seed`` (others are passed through). Returns a new dict with the checked values
+    in canonical form (Python ints).
+
+    Examples
+    --------
+    >>> from tdrdenoise._validate import check_denoise_options
+    >>> check_denoise_options(1.0, {"n_predictions": 4.0, "seed": 0})
+    {'n_predictions': 4, 'seed': 0}
+    >>> check_denoise_options(1.0, {"n_predictions": 2.9})
+    Traceback (most recent call last):
+    ...
+    ValueError: n_predictions must be an integer >= 1; got 2.9, which is not a whole number
+    """
+    check_threshold(R, "R")
+    options = dict(options)
+    for name, low in COUNT_MINIMUM.items():
+        if name in options:
+            options[name] = check_int(options[name], name, minimum=low)
+    if "seed" in options:
+        options["seed"] = check_seed(options["seed"], "seed")
+    return options

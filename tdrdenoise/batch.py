@@ -9,18 +9,18 @@ lock file before any work). :func:`denoise_collection` does the same for a ccdpr
 `~ccdproc.ImageFileCollection`.
 """
 import os
-import tempfile
 import time
 
 import numpy as np
 from astropy.table import Table
 
+from ._containers import cast_data
 from ._progress import progress_bar
-from ._validate import check_int, check_seed, check_threshold
+from ._validate import check_denoise_options
 from .io import output_path, read_image, write_image
 from .model import TDRModel
-from .utils import (OutputClaimedError, _prepare_output_folder, claim_output,
-                    clean_stale_temporaries)
+from .utils import (OutputClaimedError, claim_output, clean_stale_temporaries,
+                    prepare_output_folder)
 
 __all__ = ["denoise_files", "denoise_collection"]
 
@@ -81,12 +81,8 @@ def _denoise_one(path, out, model, opts):
                                error=f"{out} was written by another run meanwhile")
             ccd = read_image(path, hdu=opts["hdu"], unit=opts["unit"])
             result = tdr_denoise(ccd, model, R=opts["R"], **opts["denoise_kwargs"])
-            dtype = opts["dtype"]
-            if dtype is not None:
-                result.data = result.data.astype(dtype, copy=False)
-                if result.uncertainty is not None:
-                    result.uncertainty.array = result.uncertainty.array.astype(
-                        dtype, copy=False)
+            if opts["dtype"] is not None:
+                cast_data(result, opts["dtype"])
             write_image(result, out, overwrite=opts["overwrite"], inputs=opts["inputs"])
     except OutputClaimedError as exc:  # another run is on it: not a failure
         return _record(path, out, "skipped", error=str(exc))
@@ -100,61 +96,18 @@ def _denoise_one(path, out, model, opts):
     return _record(path, out, "done", fraction, time.perf_counter() - t0)
 
 
-def _model_to_payload(model):
-    """The model as bytes for dask workers: {"key", "bytes", "name"}.
-
-    Uses ``model.to_bytes()`` where the model has it, else a temporary .tdr file.
-    """
-    if hasattr(model, "to_bytes"):
-        blob = model.to_bytes()
-    else:
-        blob = _model_to_file_bytes(model)
-    return {"key": model.fingerprint, "bytes": blob, "name": model.path}
-
-
-def _model_from_payload(payload, device):
-    """The model back from :func:`_model_to_payload`, on ``device``."""
-    if hasattr(TDRModel, "from_bytes"):
-        model = TDRModel.from_bytes(payload["bytes"], device=device)
-    else:
-        model = _model_from_file_bytes(payload["bytes"], device)
-    model.path = payload["name"]
-    return model
-
-
-def _model_to_file_bytes(model):
-    """The bytes of the model's .tdr file (fallback for models without to_bytes)."""
-    folder = tempfile.mkdtemp(prefix="tdrdenoise-")
-    tmp = os.path.join(folder, "model.tdr")
-    try:
-        path = model.path
-        model.save(tmp)
-        model.path = path  # save() points it at the temporary file
-        with open(tmp, "rb") as fh:
-            return fh.read()
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        os.rmdir(folder)
-
-
-def _model_from_file_bytes(blob, device):
-    """A model from the bytes of a .tdr file (fallback without TDRModel.from_bytes)."""
-    fd, tmp = tempfile.mkstemp(prefix="tdrdenoise-", suffix=".tdr")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        return TDRModel.load(tmp, device=device)
-    finally:
-        os.unlink(tmp)
+def _model_payload(model):
+    """What the dask workers get: {"key", "bytes", "name"} (the model file as bytes)."""
+    return {"key": model.fingerprint, "bytes": model.to_bytes(), "name": model.path}
 
 
 def _worker_model(payload, device):
-    """Rebuild (once per worker process) the model sent by :func:`_model_to_payload`."""
+    """Rebuild (once per worker process) the model of :func:`_model_payload`, on ``device``."""
     key = (payload["key"], str(device))
     model = _WORKER_MODELS.get(key)
     if model is None:
-        model = _model_from_payload(payload, device)
+        model = TDRModel.from_bytes(payload["bytes"], device=device)
+        model.path = payload["name"]
         _WORKER_MODELS[key] = model
     return model
 
@@ -301,13 +254,13 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
     """
     if not isinstance(model, TDRModel):
         raise TypeError(f"model must be a TDRModel; got {type(model).__name__}")
-    model._require_fitted("denoise_files")
+    model.check_fitted("denoise_files")
     allowed = {"fine_tune_steps", "n_predictions", "seed", "tile_size", "progress"}
     unknown = set(denoise_kwargs) - allowed
     if unknown:
         raise TypeError(f"denoise_files got unexpected argument(s) {sorted(unknown)}; "
                         f"tdr_denoise options are {sorted(allowed)}")
-    _check_options(R, denoise_kwargs)
+    denoise_kwargs = check_denoise_options(R, denoise_kwargs)
     denoise_kwargs.setdefault("progress", False)
     if isinstance(files, (str, bytes, os.PathLike)):
         files = [files]
@@ -343,17 +296,6 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
     return _table(records, R)
 
 
-def _check_options(R, denoise_kwargs):
-    """Validate R and the tdr_denoise options up front, in place."""
-    check_threshold(R, "R")
-    minimum = {"n_predictions": 1, "tile_size": 1, "fine_tune_steps": 0}
-    for name, low in minimum.items():
-        if name in denoise_kwargs:
-            denoise_kwargs[name] = check_int(denoise_kwargs[name], name, minimum=low)
-    if "seed" in denoise_kwargs:
-        denoise_kwargs["seed"] = check_seed(denoise_kwargs["seed"], "seed")
-
-
 def _prepare_folders(plan, output_dir, records):
     """Create and check the output folders before any work.
 
@@ -361,13 +303,13 @@ def _prepare_folders(plan, output_dir, records):
     be written get a "failed" record. Returns the usable folders.
     """
     if output_dir is not None:
-        return [_prepare_output_folder(output_dir, "output_dir")]
+        return [prepare_output_folder(output_dir, "output_dir")]
     folders = {}
     for i, (path, out, _) in enumerate(plan):
         folder = os.path.dirname(out) or "."
         if folder not in folders:
             try:
-                _prepare_output_folder(folder, "output folder")
+                prepare_output_folder(folder, "output folder")
                 folders[folder] = None
             except OSError as exc:
                 folders[folder] = str(exc)
@@ -381,7 +323,7 @@ def _run_on_client(client, model, plan, todo, records, bar, device, opts):
 
     if not todo:
         return
-    payload = client.scatter(_model_to_payload(model), broadcast=True)
+    payload = client.scatter(_model_payload(model), broadcast=True)
     futures = {}
     for i in todo:
         path, out, _ = plan[i]

@@ -289,15 +289,15 @@ def _checkpoint_options(args, fit):
 def _cmd_train(args):
     from .io import read_image
     from .model import TDRModel
-    from .utils import _prepare_output_folder, clean_stale_temporaries
+    from .utils import clean_stale_temporaries, prepare_output_folder
 
     checkpoint = _checkpoint_options(args, TDRModel.fit)
     if os.path.exists(args.output) and not args.overwrite:
         raise _CLIError(f"{args.output} exists; pass --overwrite to replace it")
     for name, path in (("--output", args.output), ("--checkpoint", args.checkpoint)):
         if path is not None:  # fail now, not after the training
-            folder = _prepare_output_folder(os.path.dirname(os.path.abspath(path)),
-                                            f"the folder of {name}")
+            folder = prepare_output_folder(os.path.dirname(os.path.abspath(path)),
+                                           f"the folder of {name}")
             clean_stale_temporaries(folder)
     image = read_image(args.image, hdu=args.hdu, unit=args.unit)
     model = TDRModel(patch_size=args.patch_size, batch_size=args.batch_size,
@@ -392,10 +392,9 @@ def _cmd_evaluate(args):
     except ImportError:
         raise _CLIError("this installation has no tdrdenoise.metrics module") from None
     initial = read_image(args.initial, hdu=args.hdu)
+    # the MASK of a tdrdenoise output marks its restored pixels too: evaluate counts
+    # them as valid, restored pixels by itself (read_image keeps the TDRDENOI card)
     denoised = read_image(args.denoised, hdu=args.hdu)
-    # the MASK of a tdrdenoise output marks the restored pixels too: score every
-    # pixel (invalid ones are NaN or masked in the initial image anyway)
-    denoised = u.Quantity(denoised.data, denoised.unit)
     reference = read_image(args.reference, hdu=args.hdu) if args.reference else None
     independent = read_image(args.independent, hdu=args.hdu) if args.independent else None
     table = evaluate(initial, denoised, reference=reference, independent=independent)

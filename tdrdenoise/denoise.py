@@ -4,7 +4,8 @@ import numpy as np
 from ._containers import check_image, repack, unpack
 from .model import (DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_TILE_SIZE,
                     TDRModel)
-from .restore import restore, threshold_value
+from ._validate import check_denoise_options, threshold_value
+from .restore import restore
 
 __all__ = ["tdr_denoise"]
 
@@ -119,10 +120,16 @@ def tdr_denoise(image, model, *, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STE
     ------
     TypeError
         If ``model`` is not a TDRModel, ``image`` is not an image, ``R`` is not a
-        scalar number or Quantity, or ``add_keyword`` is of another kind.
+        scalar number or Quantity, ``fine_tune_steps``, ``n_predictions``,
+        ``tile_size`` or ``seed`` is not an integer (bools and strings included), or
+        ``add_keyword`` is of another kind.
     ValueError
-        For negative or NaN ``R``, images too small, all-invalid images, or an
-        untrained model.
+        For negative or NaN ``R``, counts that are not whole numbers or below their
+        minimum (``n_predictions`` and ``tile_size`` at least 1, ``fine_tune_steps``
+        at least 0), a ``seed`` outside ``0 <= seed < 2**63``, images too small or
+        all-invalid images.
+    RuntimeError
+        If ``model`` is not trained.
     astropy.units.UnitsError
         If the image unit or the unit of ``R`` does not match the model's.
 
@@ -153,6 +160,11 @@ def tdr_denoise(image, model, *, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STE
     if not isinstance(model, TDRModel):
         raise TypeError(f"model must be a TDRModel; got {type(model).__name__}")
     model.check_fitted("tdr_denoise")
+    options = check_denoise_options(R, {
+        "fine_tune_steps": fine_tune_steps, "n_predictions": n_predictions,
+        "tile_size": tile_size, "seed": seed})
+    fine_tune_steps, n_predictions, tile_size, seed = (
+        options[name] for name in ("fine_tune_steps", "n_predictions", "tile_size", "seed"))
     img = unpack(image, "image")
     check_image(img, "image", min_valid=1)
     factor = model.unit_factor(img.unit, "image")  # unit mismatch fails before any work
@@ -186,8 +198,8 @@ def tdr_denoise(image, model, *, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STE
         fraction = float(restored_mask.sum()) / max(int(valid.sum()), 1)
         name = model.path if model.path else "in-memory"
         record = (f"R={_format_R(threshold, unit)}, model={name}, "
-                  f"fingerprint={model.fingerprint}, n_predictions={int(n_predictions)}, "
-                  f"fine_tune_steps={int(fine_tune_steps)}, seed={seed}")
+                  f"fingerprint={model.fingerprint}, n_predictions={n_predictions}, "
+                  f"fine_tune_steps={fine_tune_steps}, seed={seed}")
         provenance = _provenance(add_keyword, record, fraction)
     result = repack(img, data, mask=mask, std=unc, provenance=provenance)
     if return_restored_mask:

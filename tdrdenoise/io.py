@@ -14,7 +14,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 
-from ._containers import _is_map
+from ._containers import is_map, to_ccddata
 from .utils import TDRUserWarning, atomic_open
 
 __all__ = ["read_image", "write_image", "parse_unit", "output_path"]
@@ -241,26 +241,10 @@ def read_image(path, hdu=None, unit=None):
 
 def _as_ccddata(image):
     """A CCDData view of a CCDData, NDData or sunpy Map, for writing."""
-    if isinstance(image, CCDData):
-        return image
-    if _is_map(image):
-        header = fits.Header()
-        for key, value in image.fits_header.items():
-            if key not in _STRUCTURAL and key not in ("", "COMMENT", "HISTORY"):
-                header[key] = value
-        for key in ("COMMENT", "HISTORY"):
-            for value in image.fits_header.get(key, []):
-                header[key] = value
-        mask = None if image.mask is None else np.asarray(image.mask, bool)
-        unc = image.uncertainty
-        return CCDData(image.data, unit=image.unit or u.dimensionless_unscaled, meta=header,
-                       mask=mask, uncertainty=unc)
-    if isinstance(image, NDData):
-        return CCDData(image.data, unit=image.unit or u.dimensionless_unscaled,
-                       meta=image.meta, wcs=image.wcs, mask=image.mask,
-                       uncertainty=image.uncertainty)
-    raise TypeError(f"write_image needs a CCDData, NDData or sunpy Map; got "
-                    f"{type(image).__name__} (wrap arrays in CCDData(data, unit=...))")
+    if not (isinstance(image, NDData) or is_map(image)):
+        raise TypeError(f"write_image needs a CCDData, NDData or sunpy Map; got "
+                        f"{type(image).__name__} (wrap arrays in CCDData(data, unit=...))")
+    return to_ccddata(image, skip=_STRUCTURAL)
 
 
 def _same_file(a, b):

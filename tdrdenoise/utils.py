@@ -4,7 +4,8 @@ Files are written through :func:`atomic_open`, whose temporary file
 (``.<name>.<pid>@<host>.<random>.part``) names the process writing it, so that
 :func:`clean_stale_temporaries` can remove what a killed run left behind. Runs that share
 an output folder split the work with :func:`claim_output`: a lock file
-(``.<name>.lock``) created exclusively, holding the pid and host of its owner.
+(``.<name>.lock``) created exclusively, holding the pid and host of its owner;
+:func:`prepare_output_folder` checks an output folder before the work starts.
 """
 import contextlib
 import os
@@ -18,7 +19,7 @@ import torch
 from astropy.utils.exceptions import AstropyUserWarning
 
 __all__ = ["TDRUserWarning", "OutputClaimedError", "resolve_device", "atomic_open",
-           "clean_stale_temporaries", "claim_output"]
+           "clean_stale_temporaries", "claim_output", "prepare_output_folder"]
 
 
 class TDRUserWarning(AstropyUserWarning):
@@ -413,11 +414,43 @@ def claim_output(path, max_age=STALE_AFTER):
             os.unlink(lock)
 
 
-def _prepare_output_folder(folder, name="output_dir"):
+def prepare_output_folder(folder, name="output_dir"):
     """Create ``folder`` if needed and check that files can be written there.
 
-    Raises `NotADirectoryError` or `PermissionError` naming the folder and the
-    argument, before any work is done.
+    Run it before long work, so that an unusable output folder fails at once, with a
+    message naming the folder and the argument, rather than after hours of work.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder (an empty name is the current folder).
+    name : str, optional
+        What the folder is, for the messages (an argument or option name).
+
+    Returns
+    -------
+    str
+        ``folder``.
+
+    Raises
+    ------
+    NotADirectoryError
+        If ``folder``, or a folder above it, is a file.
+    PermissionError
+        If it cannot be created or written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from tdrdenoise.utils import prepare_output_folder
+    >>> base = tempfile.mkdtemp()
+    >>> os.path.isdir(prepare_output_folder(os.path.join(base, "out")))
+    True
+    >>> open(os.path.join(base, "file"), "w").close()
+    >>> prepare_output_folder(os.path.join(base, "file"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    NotADirectoryError: output_dir '...' is a file, not a folder; choose another output folder
     """
     folder = os.fspath(folder) or "."
     if os.path.exists(folder) and not os.path.isdir(folder):

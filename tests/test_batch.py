@@ -182,7 +182,7 @@ def test_options_are_keyword_only(files, model, tmp_path):
 @pytest.mark.parametrize("options, error, match", [
     ({"R": True}, TypeError, "R must be a number"),
     ({"R": "5"}, TypeError, "R must be a number"),
-    ({"R": -1.0}, ValueError, "R must be zero or positive"),
+    ({"R": -1.0}, ValueError, "R must be a non-negative number"),
     ({"n_predictions": 2.9}, ValueError, "n_predictions .* whole number"),
     ({"n_predictions": 0}, ValueError, "n_predictions must be an integer >= 1"),
     ({"n_predictions": True}, TypeError, "n_predictions"),
@@ -330,10 +330,16 @@ def test_concurrent_runs_split_the_work(files, model_path, tmp_path):
 
 
 def test_model_payload_round_trip(model, model_path):
-    from tdrdenoise.batch import _model_from_payload, _model_to_payload
+    """The model goes to the workers as to_bytes() and is rebuilt once per device."""
+    from tdrdenoise import batch
 
-    payload = _model_to_payload(model)
+    payload = batch._model_payload(model)
     assert payload["key"] == model.fingerprint and payload["name"] == model.path
     assert isinstance(payload["bytes"], bytes) and model.path == str(model_path)
-    back = _model_from_payload(payload, "cpu")
-    assert back.fingerprint == model.fingerprint and back.path == model.path
+    batch._WORKER_MODELS.clear()
+    try:
+        back = batch._worker_model(payload, "cpu")
+        assert back.fingerprint == model.fingerprint and back.path == model.path
+        assert batch._worker_model(payload, "cpu") is back  # rebuilt only once
+    finally:
+        batch._WORKER_MODELS.clear()

@@ -145,12 +145,20 @@ def test_evaluate(trained, capsys, tmp_path):
     pytest.importorskip("tdrdenoise.metrics")
     folder, model, frames = trained
     out_dir = tmp_path / "ev"
-    assert main(["denoise", "--model", model, frames[1], "-o", str(out_dir), "-q"]
-                + FAST + TINY) == 0
+    assert main(["denoise", "--model", model, frames[1], "-o", str(out_dir), "-q",
+                 "--R", "0.3 ct/s"] + FAST + TINY) == 0
     denoised = str(out_dir / "obs2_tdr.fits")
     assert main(["evaluate", frames[1], denoised, "--independent", frames[2]]) == 0
     out = capsys.readouterr().out
     assert "noise_initial" in out and "mse_n2n" in out
+    # the restored pixels (in the output's MASK) are scored: every pixel counts
+    n_pixels = fits.getdata(frames[1]).size
+    assert f"; {n_pixels} pixels):" in out
+    header = fits.getheader(denoised)
+    assert "TDRDENOI" in header and 0 < header["TDRRFRAC"] < 1
+    fraction = float(next(line for line in out.splitlines()
+                          if line.split()[:1] == ["restored_fraction"]).split()[1])
+    assert fraction == pytest.approx(header["TDRRFRAC"], abs=1e-5)
     assert main(["evaluate", frames[1], denoised, "--reference", frames[2], "-q"]) == 0
     assert capsys.readouterr().out == ""
     pytest.importorskip("matplotlib")

@@ -248,6 +248,35 @@ def test_bad_R(noisy, unit_model, R, error, match):
         tdr_denoise(CCDData(noisy, unit="G"), unit_model, R=R, **FAST)
 
 
+@pytest.mark.parametrize("option, error, match", [
+    ({"R": True}, TypeError, "^R must be a number"),
+    ({"R": "5"}, TypeError, "^R must be a number"),
+    ({"R": -1}, ValueError, "^R must be a non-negative number"),
+    ({"n_predictions": 2.9}, ValueError, "^n_predictions must be an integer >= 1"),
+    ({"n_predictions": 0}, ValueError, "^n_predictions must be an integer >= 1"),
+    ({"n_predictions": "16"}, TypeError, "^n_predictions must be an integer"),
+    ({"fine_tune_steps": -1}, ValueError, "^fine_tune_steps must be an integer >= 0"),
+    ({"fine_tune_steps": True}, TypeError, "^fine_tune_steps must be an integer"),
+    ({"tile_size": 0}, ValueError, "^tile_size must be an integer >= 1"),
+    ({"tile_size": 64.5}, ValueError, "^tile_size must be an integer >= 1"),
+    ({"seed": -1}, ValueError, "^seed must be an integer with 0 <= seed < 2"),
+    ({"seed": 2**70}, ValueError, "^seed must be an integer with 0 <= seed < 2"),
+    ({"seed": 1.5}, ValueError, "^seed must be an integer"),
+    ({"seed": "0"}, TypeError, "^seed must be an integer"),
+])
+def test_bad_options_fail_before_any_work(unit_model, option, error, match):
+    """Each option is checked, and named, before the image is even looked at."""
+    options = {**FAST, **option}
+    with pytest.raises(error, match=match):
+        tdr_denoise(np.zeros((3, 3)), unit_model, **options)  # a bad image too
+
+
+def test_whole_float_options_accepted(noisy, unit_model):
+    out = tdr_denoise(CCDData(noisy, unit="G"), unit_model, R=np.inf,
+                      **{**FAST, "n_predictions": 2.0, "seed": np.int64(0)})
+    assert "n_predictions=2," in out.meta["TDRDENOI"] and "seed=0" in out.meta["TDRDENOI"]
+
+
 def test_unit_mismatch(noisy, unit_model):
     with pytest.raises(u.UnitsError, match="trained on images in 'G'"):
         tdr_denoise(CCDData(noisy, unit="electron/s"), unit_model, **FAST)

@@ -19,7 +19,7 @@ from ..utils import TDRUserWarning
 
 __all__ = ["FREQUENCY_UNIT", "NYQUIST", "TDR_CARD", "with_unit", "single", "images",
            "filled", "linear_fit", "noise_window", "noise_fit", "noise_sigma",
-           "check_threshold", "same_values", "unchanged_fraction", "spectrum", "first_deviation",
+           "same_values", "unchanged_fraction", "spectrum", "first_deviation",
            "data_range_of"]
 
 #: Unit of spatial frequencies.
@@ -117,15 +117,6 @@ def filled(data, valid):
     out = np.array(data, dtype=np.float64)
     out[~valid] = np.median(data[valid])
     return out
-
-
-def check_threshold(R, unit, name="R"):
-    """A restore threshold as a float in ``unit``: non-negative, not NaN."""
-    value = scalar_in_unit(R, unit, name)
-    if np.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number (np.inf restores nothing); "
-                         f"got {R}")
-    return value
 
 
 def same_values(initial, denoised, a, d):

@@ -5,7 +5,8 @@ from astropy.stats import sigma_clip
 from astropy.table import QTable
 
 from ..restore import restore
-from ._core import (FREQUENCY_UNIT, check_threshold, data_range_of, filled, first_deviation,
+from .._validate import threshold_value
+from ._core import (FREQUENCY_UNIT, data_range_of, filled, first_deviation,
                     images, linear_fit, noise_fit, noise_window, spectrum,
                     unchanged_fraction, with_unit)
 from .damage import large_scale_damage
@@ -245,7 +246,7 @@ def r_sweep(initial, denoised, Rs, *, range=None, center=0, tolerance=0.1):
     (a, d), valid, unit = images((initial, "initial"), (denoised, "denoised"))
     if isinstance(Rs, u.Quantity):
         Rs = list(np.atleast_1d(Rs))
-    thresholds = [check_threshold(R, unit) for R in Rs]
+    thresholds = [threshold_value(R, unit) for R in Rs]
     if not thresholds:
         raise ValueError("Rs must hold at least one threshold")
     a_nan = np.where(valid, a, np.nan)

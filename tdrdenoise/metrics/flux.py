@@ -3,7 +3,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._core import check_threshold, images, unchanged_fraction, with_unit
+from .._validate import threshold_value
+from ._core import images, unchanged_fraction, with_unit
 
 __all__ = ["residual_flux", "restored_fraction"]
 
@@ -92,6 +93,6 @@ def restored_fraction(initial, denoised, R=None):
     (a, d), valid, unit = images((initial, "initial"), (denoised, "denoised"))
     if R is None:
         return unchanged_fraction(initial, denoised, a, d, valid)
-    threshold = check_threshold(R, unit)
+    threshold = threshold_value(R, unit)
     with np.errstate(invalid="ignore"):
         return float((np.abs(d - a)[valid] > threshold).mean())

@@ -1,5 +1,4 @@
 """Tests of the tdrdenoise.metrics subpackage as a whole."""
-import ast
 from pathlib import Path
 
 import pytest
@@ -25,16 +24,6 @@ def test_old_names_still_import():
     assert set(NAMES_BEFORE) <= set(metrics.__all__)
     assert len(set(metrics.__all__)) == len(metrics.__all__)  # no name twice
     assert metrics.FREQUENCY_UNIT.to_string() == "1 / pix"
-
-
-@pytest.mark.parametrize("path", sorted((PACKAGE).glob("*.py")) +
-                         [PACKAGE.parent / "visualization.py"], ids=lambda p: p.name)
-def test_no_private_name_across_modules(path):
-    """Modules share helpers through metrics._core, whose names are public."""
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level:
-            private = [a.name for a in node.names if a.name.startswith("_")]
-            assert not private, f"{path.name} imports {private} from {node.module}"
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
