@@ -59,6 +59,9 @@ BRIGHT_THRESHOLD = 20.0
 #: Noise correlation between neighbours (:func:`neighbour_correlation`) above which the
 #: network works on pixel-shuffled sub-images (stride 2, :func:`choose_shuffle`).
 CORRELATION_THRESHOLD = 0.3
+#: Fraction of impulse pixels (:func:`impulse_fraction`) from which the noise is taken
+#: to be impulsive, hence white, whatever the robust correlation estimate says.
+IMPULSE_FRACTION = 0.025
 
 # float32 holds |z| up to about 3.4e38; stay well inside so the network's sums cannot
 # overflow either.
@@ -81,11 +84,32 @@ def choose_shuffle(data, invalid, pixel_shuffle="auto"):
     is correlated with the hidden pixel's, it learns to reproduce the noise. On the
     sub-images of every second pixel (as AP-BSN's pixel-shuffle downsampling does) the
     neighbours are two pixels apart, where the correlation has fallen off.
+
+    Impulse noise (salt and pepper) is white, but the robust statistics of
+    :func:`neighbour_correlation` see only the pixels it spared, whose differences are
+    those of the smooth signal: an image with more than :data:`IMPULSE_FRACTION` of
+    impulse pixels keeps stride 1.
     """
     if pixel_shuffle == "auto":
         rho = neighbour_correlation(data, invalid)
-        return 2 if rho > CORRELATION_THRESHOLD else 1
+        if rho > CORRELATION_THRESHOLD and impulse_fraction(data, invalid) < IMPULSE_FRACTION:
+            return 2
+        return 1
     return int(pixel_shuffle)
+
+
+def impulse_fraction(data, invalid, nsigma=5.0):
+    """Fraction of valid pixels farther than ``nsigma`` noise sigmas from the median of
+    their 3 x 3 neighbourhood (impulse noise, hot pixels, cosmic rays)."""
+    valid = ~invalid & np.isfinite(data)
+    if not valid.any():
+        return 0.0
+    filled = np.where(valid, data, np.median(data[valid])).astype(np.float64)
+    resid = filled - ndimage.median_filter(filled, size=3, mode="nearest")
+    sigma = difference_noise(data, invalid)
+    if not sigma > 0:
+        return 0.0
+    return float(np.mean(np.abs(resid[valid]) > nsigma * sigma))
 
 
 def make_normalization(data, invalid, outlier_threshold=OUTLIER_THRESHOLD,

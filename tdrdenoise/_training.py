@@ -144,10 +144,10 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
         checkpoint_every = int(checkpoint_every)
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1; got {checkpoint_every}")
-        identity = _identity(images, valids, dict(settings or {}, steps=int(steps),
-                                            learning_rate=learning_rate, keep_prob=keep_prob,
-                                            patch_size=p, batch_size=batch_size,
-                                            schedule=schedule, action=action))
+        identity = _identity(images, valids, dict(
+            settings or {}, steps=int(steps), learning_rate=learning_rate,
+            keep_prob=keep_prob, patch_size=p, batch_size=batch_size, schedule=schedule,
+            action=action))
     losses, start, resumed = [], 0, None
     t0 = time.perf_counter()
     bar = progress_bar(steps, f"tdrdenoise {action}", progress)

@@ -162,8 +162,6 @@ class TDRModel:
             raise RuntimeError(f"TDRModel.{what} needs a trained model: call fit() or "
                                "TDRModel.load() first")
 
-    _require_fitted = check_fitted  # old name, still called by batch.py
-
     @property
     def fingerprint(self):
         """Short SHA-256 of the weights: names the model in provenance records."""

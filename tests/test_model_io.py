@@ -240,3 +240,30 @@ def test_format_1_without_checksum_is_still_validated(tmp_path, tiny_model):
         warnings.simplefilter("ignore", TDRUserWarning)
         with pytest.raises(ValueError, match="keep_prob"):
             TDRModel.load(bad)
+
+
+def test_format_1_holds_nothing_out_and_does_not_shuffle(tmp_path, tiny_model):
+    # files written before bright pixels and pixel shuffling existed keep their
+    # behaviour: nothing held out, stride 1
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    old = tmp_path / "old.tdr"
+    payload = torch.load(good, weights_only=True)
+    del payload["checksum"]
+    payload["format_version"] = 1
+    payload["normalization"] = {"median": 0.0, "scale": 1.0}
+    torch.save(payload, old)
+    with pytest.warns(TDRUserWarning):
+        loaded = TDRModel.load(old, device="cpu")
+    assert loaded.normalization["bright_threshold"] == np.inf
+    assert loaded.normalization["pixel_shuffle"] == 1 and loaded.stride == 1
+
+
+@pytest.mark.parametrize("shuffle", [0, 5, 1.5, True, "2"])
+def test_load_refuses_bad_pixel_shuffle(tmp_path, tiny_model, shuffle):
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    bad = tmp_path / "bad.tdr"
+    _resave(good, bad, normalization=dict(tiny_model.normalization, pixel_shuffle=shuffle))
+    with pytest.raises(ValueError, match="pixel_shuffle"):
+        TDRModel.load(bad)

@@ -123,3 +123,115 @@ def test_1e4_sigma_pixel_does_not_spoil_the_model():
         return float(np.mean((mean[far] - truth[far]) ** 2))
 
     assert error(spiked) <= 1.05 * error(clean)
+
+
+# ---------------------------------------------------------------- bright structure
+from scipy import ndimage  # noqa: E402
+
+from tdrdenoise._noise import neighbour_correlation  # noqa: E402
+from tdrdenoise._normalization import (BRIGHT_THRESHOLD, bright_pixels,  # noqa: E402
+                                       choose_shuffle, impulse_fraction)
+
+
+def test_bright_pixels_hold_out_extended_sources_not_impulses():
+    z = np.random.default_rng(0).normal(size=(64, 64))
+    z[10:15, 10:15] = 50.0          # a bright extended source (5 x 5 pixels)
+    z[40, 40] = 80.0                # an isolated impulse (hot pixel, salt noise)
+    z[50, 20] = -60.0               # and a negative one
+    valid = np.ones(z.shape, bool)
+    held = bright_pixels(z, valid, BRIGHT_THRESHOLD)
+    assert held[10:15, 10:15].all()
+    assert not held[40, 40] and not held[50, 20]
+    assert held.sum() == 25
+    # invalid pixels are never held out, and np.inf holds nothing out
+    valid[12, 12] = False
+    assert not bright_pixels(z, valid)[12, 12]
+    assert not bright_pixels(z, valid, np.inf).any()
+
+
+def test_bright_pixels_come_back_as_observed_and_unmasked():
+    data = image((96, 96))
+    data[30:38, 50:58] += 40.0      # a bright source, > 100 noise sigmas
+    model = TDRModel(**TINY).fit(data, steps=3, seed=0, progress=False)
+    ccd = CCDData(data, unit="adu")
+    out, restored = tdr_denoise(ccd, model, R=np.inf, fine_tune_steps=0,
+                                return_restored_mask=True, **FAST)
+    src = (slice(30, 38), slice(50, 58))
+    np.testing.assert_array_equal(out.data[src], data[src])
+    assert not out.mask[src].any() and not restored.any()
+    assert out.meta["TDRRFRAC"] == 0
+    # the rest of the image is denoised
+    assert np.abs(out.data - data)[:20, :20].mean() > 0.05
+    # with bright_threshold=np.inf the network sees (and changes) the source too
+    all_in = TDRModel(bright_threshold=np.inf, **TINY).fit(data, steps=3, seed=0,
+                                                           progress=False)
+    out2 = tdr_denoise(ccd, all_in, R=np.inf, fine_tune_steps=0, **FAST)
+    assert np.abs(out2.data[src] - data[src]).max() > 0
+
+
+def test_bright_held_out_of_training():
+    data = image((96, 96))
+    data[30:38, 50:58] += 40.0
+    norm = make_normalization(data, np.zeros(data.shape, bool))
+    z, valid, extreme = network_input(data, np.zeros(data.shape, bool), norm)
+    assert not valid[30:38, 50:58].any() and not extreme.any()
+    assert (z[30:38, 50:58] == 0).all()
+
+
+# ---------------------------------------------------------------- correlated noise
+def correlated(shape=(128, 128), seed=0, width=0.93):
+    white = np.random.default_rng(seed).normal(size=shape)
+    noise = ndimage.gaussian_filter(white, width)
+    return noise / noise.std()
+
+
+def test_neighbour_correlation():
+    white = np.random.default_rng(0).normal(size=(128, 128))
+    assert abs(neighbour_correlation(white)) < 0.05
+    assert 0.6 < neighbour_correlation(correlated()) < 0.9   # lag-1 correlation 0.75
+    invalid = np.zeros(white.shape, bool)
+    invalid[:, :64] = True
+    assert abs(neighbour_correlation(np.where(invalid, 1e6, white), invalid)) < 0.1
+    assert neighbour_correlation(np.ones((8, 8))) == 0.0
+
+
+def test_choose_shuffle():
+    none = np.zeros((128, 128), bool)
+    field = smooth_field((128, 128))
+    assert choose_shuffle(field + 0.3 * np.random.default_rng(0).normal(size=none.shape),
+                          none) == 1
+    assert choose_shuffle(field + 0.3 * correlated(), none) == 2
+    assert choose_shuffle(field + 0.3 * correlated(), none, 1) == 1
+    assert choose_shuffle(field, none, 3) == 3
+    # salt and pepper: white impulses that robust statistics do not see
+    rng = np.random.default_rng(1)
+    salt = field.copy()
+    hit = rng.random(salt.shape) < 0.05
+    salt[hit] = rng.choice([-5.0, 5.0], hit.sum())
+    assert impulse_fraction(salt, none) > 0.03
+    assert choose_shuffle(salt, none) == 1
+
+
+def test_pixel_shuffled_model_on_correlated_noise():
+    shape = (70, 83)  # odd sizes: sub-images of unequal size
+    data = smooth_field(shape) + 0.3 * correlated(shape)
+    model = TDRModel(**TINY).fit(data, steps=3, seed=0, progress=False)
+    assert model.stride == 2 and model.normalization["pixel_shuffle"] == 2
+    assert model.history[-1]["image_shape"][0] == 4
+    mean, std = model.predict(data, **FAST)
+    assert mean.shape == shape and np.isfinite(mean).all() and (std >= 0).all()
+    tuned = model.fine_tune(data, steps=2, seed=0)
+    assert tuned.stride == 2
+    again, _ = model.predict(data, **FAST)
+    np.testing.assert_array_equal(mean, again)
+    # the stride survives a round trip through bytes
+    assert TDRModel.from_bytes(model.to_bytes(), device="cpu").stride == 2
+
+
+def test_bad_options_named():
+    with pytest.raises(ValueError, match="pixel_shuffle"):
+        TDRModel(pixel_shuffle=5)
+    with pytest.raises(ValueError, match="pixel_shuffle"):
+        TDRModel(pixel_shuffle=True)
+    with pytest.raises(ValueError, match="bright_threshold"):
+        TDRModel(bright_threshold=0)
