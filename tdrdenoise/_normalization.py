@@ -98,22 +98,31 @@ def choose_shuffle(data, invalid, pixel_shuffle="auto"):
     return int(pixel_shuffle)
 
 
-def impulse_fraction(data, invalid, nsigma=5.0):
-    """Fraction of valid pixels farther than ``nsigma`` noise sigmas from the median of
-    their 3 x 3 neighbourhood (impulse noise, hot pixels, cosmic rays)."""
+def impulse_pixels(data, invalid, nsigma=5.0):
+    """Valid pixels farther than ``nsigma`` noise sigmas (:func:`difference_noise`) from
+    the median of their 3 x 3 neighbourhood (impulse noise, hot pixels, cosmic rays)."""
     valid = ~invalid & np.isfinite(data)
     if not valid.any():
-        return 0.0
+        return valid
     filled = np.where(valid, data, np.median(data[valid])).astype(np.float64)
     resid = filled - ndimage.median_filter(filled, size=3, mode="nearest")
     sigma = difference_noise(data, invalid)
     if not sigma > 0:
+        return np.zeros(data.shape, bool)
+    return (np.abs(resid) > nsigma * sigma) & valid
+
+
+def impulse_fraction(data, invalid, nsigma=5.0):
+    """Fraction of valid pixels that are :func:`impulse_pixels`."""
+    valid = ~invalid & np.isfinite(data)
+    if not valid.any():
         return 0.0
-    return float(np.mean(np.abs(resid[valid]) > nsigma * sigma))
+    return float(impulse_pixels(data, invalid, nsigma).sum() / valid.sum())
 
 
 def make_normalization(data, invalid, outlier_threshold=OUTLIER_THRESHOLD,
-                       bright_threshold=BRIGHT_THRESHOLD, pixel_shuffle="auto"):
+                       bright_threshold=BRIGHT_THRESHOLD, pixel_shuffle="auto",
+                       impulse_noise="auto"):
     """The normalisation parameters of a training image (stored in the model file).
 
     Raises
@@ -125,10 +134,18 @@ def make_normalization(data, invalid, outlier_threshold=OUTLIER_THRESHOLD,
     median, scale = image_statistics(data, invalid)
     if not scale > 0:
         raise ValueError("image is constant: there is no noise to learn from")
+    if impulse_noise == "auto":
+        impulse_noise = impulse_fraction(data, invalid) >= IMPULSE_FRACTION
+    if impulse_noise:
+        # the robust noise scale of an image with impulse noise is that of the pixels
+        # the impulses spared (often the signal alone): "bright" relative to it means
+        # nothing, and every such pixel must stay visible around the impulses
+        bright_threshold = np.inf
     norm = {"transform": TRANSFORM, "median": median, "scale": float(scale),
             "outlier_threshold": float(outlier_threshold),
             "bright_threshold": float(bright_threshold),
-            "pixel_shuffle": choose_shuffle(data, invalid, pixel_shuffle)}
+            "pixel_shuffle": choose_shuffle(data, invalid, pixel_shuffle),
+            "impulse_noise": bool(impulse_noise)}
     check_normalization(norm, "image")
     return norm
 
@@ -155,6 +172,9 @@ def check_normalization(norm, source="the model"):
         if not norm[key] > 0:
             raise ValueError(f"{source}: normalization[{key!r}] must be positive; "
                              f"got {norm[key]}")
+    if not isinstance(norm.get("impulse_noise", False), bool):
+        raise ValueError(f"{source}: normalization['impulse_noise'] must be True or False; "
+                         f"got {norm.get('impulse_noise')!r}")
     shuffle = norm.get("pixel_shuffle")
     if isinstance(shuffle, bool) or not isinstance(shuffle, int) or not 1 <= shuffle <= 4:
         raise ValueError(f"{source}: normalization['pixel_shuffle'] must be an integer "
@@ -230,7 +250,10 @@ def network_input(data, invalid, norm, factor=1.0, name="image"):
     Extreme pixels (:func:`extreme_pixels`, and any whose ``z`` would overflow) are
     treated like masked ones; a `~tdrdenoise.utils.TDRUserWarning` gives their count.
     Bright pixels (:func:`bright_pixels`) are hidden too, silently: they are real
-    signal, returned as observed.
+    signal, returned as observed. For a model trained on impulse noise
+    (``norm["impulse_noise"]``, salt and pepper), the impulse pixels
+    (:func:`impulse_pixels`) are hidden from the network as if they were missing, and
+    the network's prediction replaces them.
 
     Returns
     -------
@@ -240,6 +263,9 @@ def network_input(data, invalid, norm, factor=1.0, name="image"):
         Pixels the network sees (neither invalid, extreme nor bright).
     extreme : ndarray of bool
         The extreme pixels.
+    impulse : ndarray of bool
+        The impulse pixels, hidden from the network but to be replaced by its output
+        (all False unless the model was trained on impulse noise).
     """
     extreme = extreme_pixels(data, invalid, norm.get("outlier_threshold", OUTLIER_THRESHOLD))
     z = forward(data, norm, factor)
@@ -257,6 +283,10 @@ def network_input(data, invalid, norm, factor=1.0, name="image"):
             "unchanged and are masked in NDData/Map results. Mask them yourself, or raise "
             "the model's outlier_threshold if they are real signal.", TDRUserWarning,
             stacklevel=4)
+    impulse = np.zeros(valid.shape, bool)
+    if norm.get("impulse_noise", False):
+        impulse = impulse_pixels(data, ~valid)
+        valid &= ~impulse
     valid &= ~bright_pixels(z, valid, norm.get("bright_threshold", np.inf))
     z = np.where(valid, z, 0.0).astype(np.float32)
-    return z, valid, extreme
+    return z, valid, extreme, impulse

@@ -173,11 +173,13 @@ def tdr_denoise(image, model, *, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STE
     threshold = threshold_value(R, unit)
     if not (add_keyword is None or isinstance(add_keyword, (bool, str, dict))):
         _provenance(add_keyword, "", 0.0)  # a bad kind fails before any work
-    z, valid, extreme = model.network_input(img.data, img.invalid, factor)
-    tuned = model.fine_tune_arrays(z, valid, steps=fine_tune_steps, seed=seed,
+    z, seen, extreme, impulse = model.network_input(img.data, img.invalid, factor)
+    tuned = model.fine_tune_arrays(z, seen, steps=fine_tune_steps, seed=seed,
                                    progress=progress) if fine_tune_steps else model
-    mean, std = tuned.predict_arrays(z, valid, factor, n_predictions=n_predictions,
+    mean, std = tuned.predict_arrays(z, seen, factor, n_predictions=n_predictions,
                                      seed=seed, tile_size=tile_size, progress=progress)
+    # the network's values replace what it saw and the impulse pixels it was not shown
+    valid = seen | impulse
     restored, restored_mask = restore(img.data, mean, threshold)
     restored_mask &= valid
     data = np.where(valid, restored, img.data)

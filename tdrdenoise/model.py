@@ -188,7 +188,7 @@ class TDRModel:
                                f"images in '{self.unit}'") from exc
 
     def network_input(self, data, invalid, factor=1.0, name="image"):
-        """(z, valid, extreme) of an image array for this model's network."""
+        """(z, valid, extreme, impulse) of an image array for this model's network."""
         return network_input(data, invalid, self.normalization, factor, name)
 
     # ------------------------------------------------------------------ training
@@ -278,7 +278,7 @@ class TDRModel:
             self._net = SelfToSelfUNet(self.architecture["width"],
                                        self.architecture["dropout"]).to(self.device)
         self.normalization, self.unit, self.history, self.path = norm, img.unit, [], None
-        z, valid, _ = self.network_input(img.data, img.invalid)
+        z, valid, _, _ = self.network_input(img.data, img.invalid)
         lr = self.learning_rate if learning_rate is None else float(learning_rate)
         try:
             return self._run_training(z, valid, steps, seed, lr, progress, "fit",
@@ -334,7 +334,7 @@ class TDRModel:
         self.check_fitted("fine_tune")
         img = unpack(image, "image")
         check_image(img, "image")
-        z, valid, _ = self.network_input(img.data, img.invalid,
+        z, valid, _, _ = self.network_input(img.data, img.invalid,
                                          self.unit_factor(img.unit, "image"))
         return self.fine_tune_arrays(z, valid, steps=steps, seed=seed,
                                      learning_rate=learning_rate, progress=progress)
@@ -408,9 +408,10 @@ class TDRModel:
         img = unpack(image, "image")
         check_image(img, "image", min_valid=1)
         factor = self.unit_factor(img.unit, "image")
-        z, valid, _ = self.network_input(img.data, img.invalid, factor)
+        z, valid, _, impulse = self.network_input(img.data, img.invalid, factor)
         mean, std = self.predict_arrays(z, valid, factor, n_predictions=n_predictions,
                                         seed=seed, tile_size=tile_size, progress=progress)
+        valid = valid | impulse
         dtype = img.output_dtype
         mean = np.where(valid, mean, img.data).astype(dtype, copy=False)
         std = np.where(valid, std, np.nan).astype(dtype, copy=False)

@@ -324,6 +324,7 @@ def validate_metadata(payload, source="the model data"):
     norm.setdefault("outlier_threshold", OUTLIER_THRESHOLD)
     norm.setdefault("bright_threshold", float("inf"))      # files of tdrdenoise < 0.2
     norm.setdefault("pixel_shuffle", 1)
+    norm.setdefault("impulse_noise", False)
     try:
         check_normalization(norm, source)
     except ValueError as exc:

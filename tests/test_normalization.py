@@ -54,7 +54,7 @@ def test_network_input_hides_extreme_and_warns_once():
     invalid = ~np.isfinite(data)
     norm = make_normalization(data, invalid)
     with pytest.warns(TDRUserWarning, match="1 extreme pixel") as record:
-        z, valid, extreme = network_input(data, invalid, norm)
+        z, valid, extreme, _ = network_input(data, invalid, norm)
     assert len(record) == 1
     assert extreme[3, 3] and not extreme[40, 50] and extreme.sum() == 1
     assert not valid[3, 3] and not valid[40, 50]
@@ -66,7 +66,7 @@ def test_z_overflow_is_extreme_even_without_threshold():
     data[3, 3] = 1e300
     norm = make_normalization(data, np.zeros(data.shape, bool), outlier_threshold=np.inf)
     with pytest.warns(TDRUserWarning, match="too large for the network"):
-        z, valid, extreme = network_input(data, np.zeros(data.shape, bool), norm)
+        z, valid, extreme, _ = network_input(data, np.zeros(data.shape, bool), norm)
     assert extreme[3, 3] and np.isfinite(z).all()
 
 
@@ -173,7 +173,7 @@ def test_bright_held_out_of_training():
     data = image((96, 96))
     data[30:38, 50:58] += 40.0
     norm = make_normalization(data, np.zeros(data.shape, bool))
-    z, valid, extreme = network_input(data, np.zeros(data.shape, bool), norm)
+    z, valid, extreme, _ = network_input(data, np.zeros(data.shape, bool), norm)
     assert not valid[30:38, 50:58].any() and not extreme.any()
     assert (z[30:38, 50:58] == 0).all()
 
@@ -235,3 +235,23 @@ def test_bad_options_named():
         TDRModel(pixel_shuffle=True)
     with pytest.raises(ValueError, match="bright_threshold"):
         TDRModel(bright_threshold=0)
+
+
+def test_impulse_noise_pixels_are_inpainted():
+    rng = np.random.default_rng(3)
+    clean = smooth_field((96, 96))
+    noisy = clean + rng.normal(0, 0.01, clean.shape)
+    hit = rng.random(clean.shape) < 0.05
+    noisy[hit] = rng.choice([-3.0, 3.0], hit.sum())
+    model = TDRModel(**TINY).fit(noisy, steps=3, seed=0, progress=False)
+    norm = model.normalization
+    assert norm["impulse_noise"] is True and norm["bright_threshold"] == np.inf
+    z, seen, extreme, impulse = network_input(noisy, np.zeros(noisy.shape, bool), norm)
+    assert impulse[hit].mean() > 0.9 and not seen[impulse].any()
+    assert impulse[~hit].mean() < 0.01
+    out = tdr_denoise(noisy, model, R=np.inf, fine_tune_steps=0, **FAST)
+    # every impulse is replaced by the network's value, not kept as observed
+    assert (out[hit] != noisy[hit]).all()
+    # white Gaussian noise is not impulse noise
+    plain = TDRModel(**TINY).fit(image(), steps=1, seed=0, progress=False)
+    assert plain.normalization["impulse_noise"] is False
