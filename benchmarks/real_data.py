@@ -281,8 +281,8 @@ def baselines(bm3d, noise, noisy, sigma):
         # the frames are counts scaled to [0, 1]: recover the scale from mean/variance
         peak = poisson_peak(noisy)
         a = anscombe(noisy * peak)
-        out.append((f"Anscombe + BM3D (peak {peak:.0f})",
-                     inverse_anscombe(bm3d.bm3d(a, sigma_psd=1.0)) / peak))
+        estimate = inverse_anscombe(bm3d.bm3d(a, sigma_psd=1.0)) / peak
+        out.append((f"Anscombe + BM3D (peak {peak:.0f})", estimate))
     else:
         med = ndimage.median_filter(noisy, 3)
         resid = noisy - med

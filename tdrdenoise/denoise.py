@@ -197,7 +197,8 @@ def tdr_denoise(image, model, *, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STE
         if raw_unc is None:
             raw_unc = np.where(img.invalid, np.nan, model.noise_scale(factor))
         unc = np.where(valid & ~restored_mask, std, raw_unc).astype(dtype)
-        fraction = float(restored_mask.sum()) / max(int(valid.sum()), 1)
+        # of the pixels with a value (bright pixels held out included)
+        fraction = float(restored_mask.sum()) / max(int((~img.invalid & ~extreme).sum()), 1)
         name = model.path if model.path else "in-memory"
         record = (f"R={_format_R(threshold, unit)}, model={name}, "
                   f"fingerprint={model.fingerprint}, n_predictions={n_predictions}, "

@@ -335,7 +335,7 @@ class TDRModel:
         img = unpack(image, "image")
         check_image(img, "image")
         z, valid, _, _ = self.network_input(img.data, img.invalid,
-                                         self.unit_factor(img.unit, "image"))
+                                            self.unit_factor(img.unit, "image"))
         return self.fine_tune_arrays(z, valid, steps=steps, seed=seed,
                                      learning_rate=learning_rate, progress=progress)
 
