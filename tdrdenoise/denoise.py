@@ -70,14 +70,18 @@ def tdr_denoise(image, model, *, R=np.inf, fine_tune_steps=DEFAULT_FINE_TUNE_STE
         estimate for restored pixels (they are raw data) and NaN for invalid ones;
       * ``meta`` gains, ccdproc-style, a card ``TDRDENOI`` (pointed to by
         ``HIERARCH TDR_DENOISE`` in FITS headers) with R, the model and the ensemble
-        settings, and ``TDRRFRAC``, the fraction of the pixels the network saw that
-        were restored (see ``add_keyword``). Maps also get a ``history`` line.
+        settings, and ``TDRRFRAC``, the fraction of the valid pixels that were
+        restored (see ``add_keyword``). Maps also get a ``history`` line.
 
     Invalid pixels (NaN, inf, masked) are hidden from the network and come out
     untouched. So do extreme pixels, farther than the model's ``outlier_threshold``
     (1000 by default) noise sigmas from the median, such as fill values: a
     `~tdrdenoise.TDRUserWarning` gives their count and they are masked in NDData and
-    Map results.
+    Map results. Bright extended structure (beyond the model's ``bright_threshold``,
+    20 noise sigmas by default: stars, galaxy cores, sunspots) is held out of the
+    network too and comes back as observed, neither restored nor masked. For a model
+    trained on impulse noise (salt and pepper) the impulse pixels are hidden from the
+    network and replaced by its prediction.
 
     Parameters
     ----------
