@@ -17,7 +17,7 @@ import tempfile
 import time
 
 __all__ = ["OutputClaimedError", "atomic_open", "clean_stale_temporaries", "claim_output",
-           "prepare_output_folder", "STALE_AFTER", "host"]
+           "prepare_output_folder", "STALE_AFTER", "host_name"]
 
 
 class OutputClaimedError(FileExistsError):
@@ -52,13 +52,13 @@ _LOCK_RE = re.compile(r"^\..+\.lock$")
 _OWNER_RE = re.compile(r"^(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)")
 
 
-def host():
+def host_name():
     """This machine's name, reduced to characters safe in a file name."""
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40]
 
 
 def _owner_tag():
-    return f"{os.getpid()}@{host()}"
+    return f"{os.getpid()}@{host_name()}"
 
 
 def _pid_alive(pid):
@@ -85,7 +85,7 @@ def _writer_gone(pid, host, path, max_age):
     """Whether the process (pid, host) that made ``path`` is gone, or ``path`` is too old."""
     if _age(path) > max_age:
         return True
-    return host == host() and not _pid_alive(int(pid))
+    return host == host_name() and not _pid_alive(int(pid))
 
 
 def _folder_error(path, folder, exc):
