@@ -7,6 +7,7 @@ With ``checkpoint`` it saves the whole state (weights, optimizer, random generat
 step, losses) every ``checkpoint_every`` steps and resumes from such a file, giving
 the result of an uninterrupted run.
 """
+import copy
 import hashlib
 import json
 import math
@@ -17,7 +18,7 @@ import warnings
 import numpy as np
 import torch
 
-from ._ensemble import dihedral
+from ._ensemble import dihedral, shuffle_split
 from ._progress import progress_bar
 from .utils import TDRUserWarning, atomic_open
 
@@ -248,3 +249,32 @@ def _save_checkpoint(path, identity, seed, step, net, opt, rng, gen, losses, cud
     }
     with atomic_open(path) as fh:
         torch.save(state, fh)
+
+
+def train_model(model, z, valid, *, steps, seed, learning_rate, progress, action, **kwargs):
+    """Train ``model``'s network on the output of :meth:`TDRModel.network_input
+    <tdrdenoise.TDRModel.network_input>`, on its pixel-shuffled sub-images; returns
+    ``model``."""
+    settings = {"architecture": model.architecture, "normalization": model.normalization}
+    z, valid = shuffle_split(z, model.stride), shuffle_split(valid, model.stride)
+    train(model.network, z, valid, steps=steps, seed=seed, learning_rate=learning_rate,
+          keep_prob=model.keep_prob, patch_size=model.patch_size,
+          batch_size=model.batch_size, device=model.device, history=model.history,
+          action=action, progress=progress, settings=settings, **kwargs)
+    return model
+
+
+def fine_tune_arrays(model, z, valid, *, steps, seed=None, learning_rate=None,
+                     progress=False):
+    """A copy of ``model`` trained ``steps`` more steps at a constant learning rate
+    (:meth:`TDRModel.fine_tune_arrays <tdrdenoise.TDRModel.fine_tune_arrays>`)."""
+    steps = int(steps)
+    if steps < 0:
+        raise ValueError(f"steps must be zero or positive; got {steps}")
+    new = copy.deepcopy(model)
+    if steps == 0:
+        return new
+    lr = model.learning_rate * 0.1 if learning_rate is None else float(learning_rate)
+    seed = new_seed() if seed is None else int(seed)
+    return train_model(new, z, valid, steps=steps, seed=seed, learning_rate=lr,
+                       progress=progress, action="fine_tune", schedule=False)

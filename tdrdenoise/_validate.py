@@ -9,10 +9,10 @@ import numbers
 import numpy as np
 from astropy import units as u
 
-from ._containers import scalar_in_unit
+from ._containers import MIN_SIZE, scalar_in_unit
 
 __all__ = ["check_int", "check_seed", "check_threshold", "threshold_value",
-           "check_denoise_options", "SEED_LIMIT"]
+           "check_denoise_options", "check_model_settings", "SEED_LIMIT"]
 
 #: Seeds are integers in ``[0, SEED_LIMIT)``: what numpy and torch both take, and what
 #: a FITS header card can record.
@@ -210,3 +210,26 @@ def check_denoise_options(R, options):
     if "seed" in options:
         options["seed"] = check_seed(options["seed"], "seed")
     return options
+
+
+def check_model_settings(*, width, dropout, keep_prob, patch_size, batch_size,
+                         outlier_threshold, bright_threshold, pixel_shuffle):
+    """Check the settings of :class:`~tdrdenoise.TDRModel` (ValueError naming the one
+    that is wrong)."""
+    if not 0 < keep_prob < 1:
+        raise ValueError(f"keep_prob must lie between 0 and 1; got {keep_prob}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must lie in [0, 1); got {dropout}")
+    if int(width) < 1 or int(batch_size) < 1 or int(patch_size) < MIN_SIZE:
+        raise ValueError("width and batch_size must be positive and patch_size at "
+                         f"least {MIN_SIZE}")
+    if not float(outlier_threshold) > 0:
+        raise ValueError("outlier_threshold must be a positive number of noise sigmas "
+                         f"(np.inf to turn the check off); got {outlier_threshold}")
+    if not float(bright_threshold) > 0:
+        raise ValueError("bright_threshold must be a positive number of noise sigmas "
+                         f"(np.inf to hold nothing out); got {bright_threshold}")
+    if pixel_shuffle != "auto" and (isinstance(pixel_shuffle, bool) or
+                                    pixel_shuffle not in (1, 2, 3, 4)):
+        raise ValueError(f"pixel_shuffle must be 'auto' or 1, 2, 3 or 4; got "
+                         f"{pixel_shuffle!r}")

@@ -1,22 +1,23 @@
 """TDRModel: the Self2Self network and what it learned (the "T" of TDR).
 
-A thin facade: the training loop lives in ``_training.py``, model files in
-:mod:`tdrdenoise.model_io`, the scaling of pixel values in ``_normalization.py`` and the
-Monte-Carlo ensemble in ``_ensemble.py``.
+A thin facade: the training loop and fine-tuning live in ``_training.py``, the
+prediction in ``_predict.py`` (on top of the Monte-Carlo ensemble of ``_ensemble.py``),
+model files in :mod:`tdrdenoise.model_io`, the scaling of pixel values in
+``_normalization.py`` and the checks of the settings in ``_validate.py``.
 """
-import copy
 import hashlib
 
-import numpy as np
 import torch
 from astropy import units as u
 
 from . import model_io
-from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, inverse, inverse_std,
-                             make_normalization, network_input, noise_in_image_unit)
-from ._training import checkpoint_seed, new_seed, train
-from ._containers import MIN_SIZE, check_image, unpack
-from ._ensemble import GRID, seeded_ensemble, shuffle_merge, shuffle_split
+from ._containers import check_image, unpack
+from ._ensemble import GRID
+from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, make_normalization,
+                             network_input, noise_in_image_unit)
+from ._predict import predict_arrays, predict_image
+from ._training import checkpoint_seed, fine_tune_arrays, new_seed, train_model
+from ._validate import check_model_settings
 from .model_io import FILE_FORMAT_VERSION  # noqa: F401  (kept importable from here)
 from .network import SelfToSelfUNet
 from .utils import resolve_device
@@ -112,29 +113,16 @@ class TDRModel:
     def __init__(self, width=48, dropout=0.3, keep_prob=0.7, patch_size=64, batch_size=8,
                  learning_rate=1e-3, device="auto", outlier_threshold=OUTLIER_THRESHOLD,
                  bright_threshold=BRIGHT_THRESHOLD, pixel_shuffle="auto"):
-        if not 0 < keep_prob < 1:
-            raise ValueError(f"keep_prob must lie between 0 and 1; got {keep_prob}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must lie in [0, 1); got {dropout}")
-        if int(width) < 1 or int(batch_size) < 1 or int(patch_size) < MIN_SIZE:
-            raise ValueError("width and batch_size must be positive and patch_size at "
-                             f"least {MIN_SIZE}")
-        if not float(outlier_threshold) > 0:
-            raise ValueError("outlier_threshold must be a positive number of noise sigmas "
-                             f"(np.inf to turn the check off); got {outlier_threshold}")
+        check_model_settings(width=width, dropout=dropout, keep_prob=keep_prob,
+                             patch_size=patch_size, batch_size=batch_size,
+                             outlier_threshold=outlier_threshold,
+                             bright_threshold=bright_threshold, pixel_shuffle=pixel_shuffle)
         self.architecture = {"name": "self2self-unet", "width": int(width),
                              "dropout": float(dropout)}
         self.keep_prob = float(keep_prob)
         self.patch_size = -(-int(patch_size) // GRID) * GRID
         self.batch_size = int(batch_size)
         self.learning_rate = float(learning_rate)
-        if not float(bright_threshold) > 0:
-            raise ValueError("bright_threshold must be a positive number of noise sigmas "
-                             f"(np.inf to hold nothing out); got {bright_threshold}")
-        if pixel_shuffle != "auto" and (isinstance(pixel_shuffle, bool) or
-                                        pixel_shuffle not in (1, 2, 3, 4)):
-            raise ValueError(f"pixel_shuffle must be 'auto' or 1, 2, 3 or 4; got "
-                             f"{pixel_shuffle!r}")
         self.outlier_threshold = float(outlier_threshold)
         self.bright_threshold = float(bright_threshold)
         self.pixel_shuffle = pixel_shuffle if pixel_shuffle == "auto" else int(pixel_shuffle)
@@ -196,16 +184,6 @@ class TDRModel:
     def stride(self):
         """The pixel-shuffle stride the network works at (1 before :meth:`fit`)."""
         return int(self.normalization.get("pixel_shuffle", 1)) if self.is_fitted else 1
-
-    def _run_training(self, z, valid, steps, seed, learning_rate, progress, action,
-                      **kwargs):
-        settings = {"architecture": self.architecture, "normalization": self.normalization}
-        z, valid = shuffle_split(z, self.stride), shuffle_split(valid, self.stride)
-        train(self._net, z, valid, steps=steps, seed=seed, learning_rate=learning_rate,
-              keep_prob=self.keep_prob, patch_size=self.patch_size,
-              batch_size=self.batch_size, device=self.device, history=self.history,
-              action=action, progress=progress, settings=settings, **kwargs)
-        return self
 
     def fit(self, image, *, steps=DEFAULT_STEPS, seed=None, learning_rate=None,
             progress=None, checkpoint=None, checkpoint_every=DEFAULT_CHECKPOINT_EVERY,
@@ -281,9 +259,9 @@ class TDRModel:
         z, valid, _, _ = self.network_input(img.data, img.invalid)
         lr = self.learning_rate if learning_rate is None else float(learning_rate)
         try:
-            return self._run_training(z, valid, steps, seed, lr, progress, "fit",
-                                      checkpoint=checkpoint,
-                                      checkpoint_every=checkpoint_every, callback=callback)
+            return train_model(self, z, valid, steps=steps, seed=seed, learning_rate=lr,
+                               progress=progress, action="fit", checkpoint=checkpoint,
+                               checkpoint_every=checkpoint_every, callback=callback)
         except (FloatingPointError, ValueError):
             self.normalization = None  # no half-trained model to save or use
             raise
@@ -342,16 +320,8 @@ class TDRModel:
     def fine_tune_arrays(self, z, valid, *, steps, seed=None, learning_rate=None,
                          progress=False):
         """:meth:`fine_tune` on the output of :meth:`network_input`."""
-        steps = int(steps)
-        if steps < 0:
-            raise ValueError(f"steps must be zero or positive; got {steps}")
-        new = copy.deepcopy(self)
-        if steps == 0:
-            return new
-        lr = self.learning_rate * 0.1 if learning_rate is None else float(learning_rate)
-        seed = new_seed() if seed is None else int(seed)
-        return new._run_training(z, valid, steps, seed, lr, progress, "fine_tune",
-                                 schedule=False)
+        return fine_tune_arrays(self, z, valid, steps=steps, seed=seed,
+                                learning_rate=learning_rate, progress=progress)
 
     # ------------------------------------------------------------------ prediction
     def predict(self, image, *, n_predictions=DEFAULT_N_PREDICTIONS, seed=None,
@@ -404,43 +374,15 @@ class TDRModel:
         >>> mean.shape == noisy.shape, bool((std >= 0).all())
         (True, True)
         """
-        self.check_fitted("predict")
-        img = unpack(image, "image")
-        check_image(img, "image", min_valid=1)
-        factor = self.unit_factor(img.unit, "image")
-        z, valid, _, impulse = self.network_input(img.data, img.invalid, factor)
-        mean, std = self.predict_arrays(z, valid, factor, n_predictions=n_predictions,
-                                        seed=seed, tile_size=tile_size, progress=progress)
-        valid = valid | impulse
-        dtype = img.output_dtype
-        mean = np.where(valid, mean, img.data).astype(dtype, copy=False)
-        std = np.where(valid, std, np.nan).astype(dtype, copy=False)
-        if img.kind == "quantity":
-            return u.Quantity(mean, img.unit), u.Quantity(std, img.unit)
-        return mean, std
+        return predict_image(self, image, n_predictions=n_predictions, seed=seed,
+                             tile_size=tile_size, progress=progress)
 
     def predict_arrays(self, z, valid, factor=1.0, *, n_predictions=DEFAULT_N_PREDICTIONS,
                        seed=None, tile_size=DEFAULT_TILE_SIZE, progress=None):
         """:meth:`predict` on the output of :meth:`network_input`: float64 arrays in the
         image unit, meaningful where ``valid``."""
-        n_predictions = int(n_predictions)
-        if n_predictions < 1:
-            raise ValueError(f"n_predictions must be at least 1; got {n_predictions}")
-        seed = new_seed() if seed is None else int(seed)
-        means, stds = [], []
-        for k, (zk, vk) in enumerate(zip(shuffle_split(z, self.stride),
-                                         shuffle_split(valid, self.stride))):
-            m, sd = seeded_ensemble(self._net, zk, vk, n_predictions=n_predictions,
-                                    seed=(seed + k) % 2**63, keep_prob=self.keep_prob,
-                                    device=self.device, tile_size=tile_size,
-                                    progress=progress)
-            means.append(m)
-            stds.append(sd)
-        zm = shuffle_merge(means, z.shape, self.stride, np.float32)
-        zs = shuffle_merge(stds, z.shape, self.stride, np.float32)
-        norm = self.normalization
-        return (inverse(zm, norm, factor),
-                inverse_std(zm, zs, norm, factor))
+        return predict_arrays(self, z, valid, factor, n_predictions=n_predictions,
+                              seed=seed, tile_size=tile_size, progress=progress)
 
     def noise_scale(self, factor=1.0):
         """The training image's noise in the unit of an image (``factor`` converts it)."""

@@ -12,65 +12,23 @@ used). matplotlib is imported only when a function is called.
 - :func:`plot_power_spectra`: azimuthally averaged spectra and the deviation
   frequency.
 - :func:`plot_r_sweep`: the table of :func:`tdrdenoise.metrics.r_sweep`.
+
+The curve figures (spectra, R sweep) are drawn in ``_plot_curves.py``, the helpers
+shared by all figures live in ``_plot_helpers.py``.
 """
 import numpy as np
 from astropy import units as u
 
-from ._containers import unpack
+from ._plot_curves import plot_power_spectra, plot_r_sweep
+from ._plot_helpers import named_images, new_figure, require_matplotlib, unit_label, wcs_of
 from .metrics import snr_map
-from .metrics._core import (FREQUENCY_UNIT, filled, first_deviation, images, linear_fit,
-                            noise_fit, noise_window, spectrum)
+from .metrics._core import images, linear_fit, noise_fit, noise_window
 
 __all__ = ["plot_comparison", "plot_scatter", "plot_histograms", "plot_power_spectra",
            "plot_r_sweep"]
 
 # pytest-doctestplus: the examples need matplotlib
 __doctest_requires__ = {("plot_*",): ["matplotlib"]}
-
-
-def _require_matplotlib():
-    """Import matplotlib, or raise an ImportError that says how to get it."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as exc:
-        raise ImportError("tdrdenoise.visualization needs matplotlib: "
-                          "pip install matplotlib") from exc
-
-
-def _figure(fig, figsize):
-    """A cleared ``fig``, or a new pyplot figure of ``figsize``.
-
-    pyplot is imported only for a new figure: a `~matplotlib.figure.Figure` of the
-    caller's (even one made without pyplot) is drawn into as it is.
-    """
-    if fig is None:
-        import matplotlib.pyplot as plt
-        return plt.figure(figsize=figsize)
-    fig.clear()
-    return fig
-
-
-def _wcs_of(image):
-    """The celestial WCS an image carries (CCDData/NDData/Map), or None."""
-    wcs = getattr(unpack(image, "image").original, "wcs", None)
-    if wcs is None or getattr(wcs, "naxis", 2) != 2:
-        return None
-    return wcs
-
-
-def _named(initial, denoised, reference, labels):
-    """(image, argument name) pairs for images(), and the names shown in the figure."""
-    named = [(initial, "initial"), (denoised, "denoised")]
-    if reference is not None:
-        named.append((reference, "reference"))
-    names = [name for _, name in named] if labels is None else list(labels)
-    if len(names) != len(named):
-        raise ValueError(f"labels must name {len(named)} images; got {len(names)}")
-    return named, names
-
-
-def _unit_label(unit):
-    return f" [{unit.to_string('latex_inline')}]" if unit is not None else ""
 
 
 def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="linear",
@@ -131,16 +89,16 @@ def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="lin
     >>> [ax.get_title() for ax in fig.axes[:4]]
     ['initial', 'denoised', 'residual (initial - denoised)', 'SNR of denoised']
     """
-    _require_matplotlib()
+    require_matplotlib()
     from astropy.visualization import simple_norm
 
-    named, names = _named(initial, denoised, reference, labels)
+    named, names = named_images(initial, denoised, reference, labels)
     arrays, valid, unit = images(*named)
     shown = [np.where(valid, x, np.nan) for x in arrays]
     panels = list(zip(names, shown))
     n = len(panels) + 1 + bool(snr)
-    fig = _figure(fig, (3.6 * n, 3.6))
-    wcs = _wcs_of(initial)
+    fig = new_figure(fig, (3.6 * n, 3.6))
+    wcs = wcs_of(initial)
     norm = simple_norm(shown[0][valid], stretch, percent=percent)
     res = shown[0] - shown[1]
     lim = float(np.nanpercentile(np.abs(res), percent)) or 1.0
@@ -151,12 +109,12 @@ def plot_comparison(initial, denoised, reference=None, *, fig=None, stretch="lin
         im = ax.imshow(shown_data, origin="lower", cmap=cmap, norm=norm,
                        interpolation="nearest")
         ax.set_title(name)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=_unit_label(unit).strip())
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=unit_label(unit).strip())
     ax = axes[len(panels)]
     im = ax.imshow(np.clip(res, -lim, lim), origin="lower", cmap="RdBu_r", vmin=-lim,
                    vmax=lim, interpolation="nearest")
     ax.set_title("residual (initial - denoised)")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=_unit_label(unit).strip())
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=unit_label(unit).strip())
     if snr:
         ax = axes[-1]
         s = np.where(valid, snr_map(initial, denoised, noise=noise, method=snr_method),
@@ -212,7 +170,7 @@ def plot_scatter(initial, denoised, *, fig=None, bins=200, limits=None):
     >>> fig.axes[0].get_xlabel()
     'initial'
     """
-    _require_matplotlib()
+    require_matplotlib()
     from matplotlib.colors import LogNorm
 
     (a, d), valid, unit = images((initial, "initial"), (denoised, "denoised"))
@@ -225,7 +183,7 @@ def plot_scatter(initial, denoised, *, fig=None, bins=200, limits=None):
                   else limits)
     if not hi > lo:
         lo, hi = float(x.min()) - 0.5, float(x.max()) + 0.5
-    fig = _figure(fig, (5.0, 4.4))
+    fig = new_figure(fig, (5.0, 4.4))
     ax = fig.add_subplot(1, 1, 1)
     _, _, _, im = ax.hist2d(x, y, bins=bins, range=[[lo, hi], [lo, hi]], norm=LogNorm(),
                             cmap="viridis")
@@ -236,8 +194,8 @@ def plot_scatter(initial, denoised, *, fig=None, bins=200, limits=None):
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal")
-    ax.set_xlabel("initial" + _unit_label(unit))
-    ax.set_ylabel("denoised" + _unit_label(unit))
+    ax.set_xlabel("initial" + unit_label(unit))
+    ax.set_ylabel("denoised" + unit_label(unit))
     ax.legend(loc="upper left", fontsize="small")
     fig.colorbar(im, ax=ax, label="pixels", shrink=0.85)
     fig.tight_layout()
@@ -293,11 +251,11 @@ def plot_histograms(initial, denoised, range=None, *, center=0, reference=None, 
     >>> len(fig.axes[0].get_lines())  # one Gaussian fit per image
     2
     """
-    _require_matplotlib()
-    named, names = _named(initial, denoised, reference, labels)
+    require_matplotlib()
+    named, names = named_images(initial, denoised, reference, labels)
     arrays, valid, unit = images(*named)
     window = noise_window(arrays[0], valid, unit, range, center)
-    fig = _figure(fig, (5.6, 4.0))
+    fig = new_figure(fig, (5.6, 4.0))
     ax = fig.add_subplot(1, 1, 1)
     u_text = f" {unit.to_string()}" if unit is not None else ""
     heights = []
@@ -314,154 +272,8 @@ def plot_histograms(initial, denoised, range=None, *, center=0, reference=None, 
         heights = np.concatenate(heights)
         ax.set_yscale("log")
         ax.set_ylim(0.5 * heights.min(), 2 * heights.max())  # not the fits' far tails
-    ax.set_xlabel("pixel value" + _unit_label(unit))
+    ax.set_xlabel("pixel value" + unit_label(unit))
     ax.set_ylabel("fraction of pixels per unit value")
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-def plot_power_spectra(initial, denoised, *, reference=None, tolerance=0.1, window=None,
-                       fig=None, labels=None):
-    """Azimuthally averaged power spectra, their ratio and the deviation frequency.
-
-    The upper panel shows the spectra of :func:`tdrdenoise.metrics.power_spectrum`,
-    the lower one their ratios to the initial spectrum with the tolerance band; a
-    vertical line marks the :func:`tdrdenoise.metrics.deviation_frequency` of the
-    denoised image.
-
-    Parameters
-    ----------
-    initial, denoised : CCDData, NDData, sunpy Map, Quantity or array-like
-        The noisy image and its denoised version.
-    reference : CCDData, NDData, sunpy Map, Quantity or array-like, optional
-        A clean reference, drawn too.
-    tolerance : float, optional
-        Tolerance of the deviation frequency, in dex.
-    window : {None, 'hann'}, optional
-        Apodisation before the FFT.
-    fig : `~matplotlib.figure.Figure`, optional
-        Figure to draw into (cleared); default a new one.
-    labels : sequence of str, optional
-        Names shown for initial, denoised (and reference); default those words.
-
-    Returns
-    -------
-    `~matplotlib.figure.Figure`
-
-    Raises
-    ------
-    ImportError
-        If matplotlib is not installed.
-    ValueError
-        If the shapes differ or no pixel is valid in all images.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from tdrdenoise.visualization import plot_power_spectra
-    >>> noisy = np.random.default_rng(0).normal(size=(32, 32))
-    >>> fig = plot_power_spectra(noisy, 0.5 * noisy)
-    >>> len(fig.axes)
-    2
-    """
-    _require_matplotlib()
-    named, names = _named(initial, denoised, reference, labels)
-    arrays, valid, unit = images(*named)
-    spectra = [spectrum(filled(x, valid), window) for x in arrays]
-    freq = spectra[0][0]
-    f_dev = first_deviation(spectra[0][1], spectra[1][1], freq, tolerance, 3)
-    fig = _figure(fig, (5.6, 5.0))
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
-    for name, (_, power) in zip(names, spectra):
-        top.loglog(freq, power, label=name)
-    for (_, power), color in zip(spectra[1:], ("C1", "C2")):
-        bottom.loglog(freq, power / spectra[0][1], color=color)
-    bottom.axhspan(10 ** -tolerance, 10 ** tolerance, color="0.85", label="tolerance")
-    bottom.axhline(1.0, color="k", lw=0.8)
-    for ax in (top, bottom):
-        ax.axvline(f_dev, color="r", ls=":", lw=1.2)
-    top.plot([], [], "r:", label=f"deviation at {f_dev:.3f} pix$^{{-1}}$")
-    top.set_ylabel("power" + _unit_label(unit ** 2 if unit is not None else None))
-    top.legend(fontsize="small")
-    bottom.set_ylabel(f"ratio to {names[0]}")
-    bottom.set_xlabel(f"spatial frequency [{FREQUENCY_UNIT.to_string('latex_inline')}]")
-    bottom.set_xlim(freq[0], 0.5)
-    fig.tight_layout()
-    return fig
-
-
-def plot_r_sweep(table, *, fig=None):
-    """The restore-threshold sweep of :func:`tdrdenoise.metrics.r_sweep` in four panels.
-
-    Restored fraction, noise level, linear coefficient and deviation frequency
-    against R. Finite R are drawn as points; R = ∞ (no restoring) as a dashed
-    horizontal line; the noise level of the initial image (``table.meta``), below
-    which the paper chooses R, as a dotted vertical line.
-
-    Parameters
-    ----------
-    table : `~astropy.table.Table`
-        Output of :func:`~tdrdenoise.metrics.r_sweep`.
-    fig : `~matplotlib.figure.Figure`, optional
-        Figure to draw into (cleared); default a new one.
-
-    Returns
-    -------
-    `~matplotlib.figure.Figure`
-
-    Raises
-    ------
-    ImportError
-        If matplotlib is not installed.
-    ValueError
-        If ``table`` lacks a column of :func:`~tdrdenoise.metrics.r_sweep`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from tdrdenoise.metrics import r_sweep
-    >>> from tdrdenoise.visualization import plot_r_sweep
-    >>> noisy = np.random.default_rng(0).normal(size=(32, 32))
-    >>> fig = plot_r_sweep(r_sweep(noisy, 0.2 * noisy, [0.5, 1.0, np.inf]))
-    >>> len(fig.axes)
-    4
-    """
-    _require_matplotlib()
-    columns = ["restored_fraction", "noise_level", "linear_coefficient",
-               "deviation_frequency"]
-    missing = [c for c in ["R"] + columns if c not in table.colnames]
-    if missing:
-        raise ValueError(f"table lacks the column(s) {missing}; pass the output of "
-                         "tdrdenoise.metrics.r_sweep")
-
-    def values(col):
-        col = table[col]
-        return (np.asarray(col.value, float) if isinstance(col, u.Quantity)
-                else np.asarray(col, float)), getattr(col, "unit", None)
-
-    R, unit = values("R")
-    finite = np.isfinite(R)
-    noise = table.meta.get("noise_initial")
-    if isinstance(noise, u.Quantity):
-        noise = noise.to_value(unit) if unit is not None else noise.value
-    fig = _figure(fig, (8.0, 6.0))
-    axes = fig.subplots(2, 2, sharex=True).ravel()
-    for ax, name in zip(axes, columns):
-        y, y_unit = values(name)
-        ax.plot(R[finite], y[finite], "o-", label="finite R")
-        for value in y[~finite]:
-            ax.axhline(value, color="k", ls="--", lw=1, label="R = ∞")
-        if noise is not None:
-            ax.axvline(noise, color="0.5", ls=":", label="noise level of initial")
-        label = name.replace("_", " ")
-        if y_unit is not None and y_unit != u.dimensionless_unscaled:
-            label += _unit_label(y_unit)
-        ax.set_ylabel(label)
-    for ax in axes[2:]:
-        ax.set_xlabel("R" + _unit_label(unit))
-    handles, labels = axes[0].get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    axes[0].legend(unique.values(), unique.keys(), fontsize="small")
     fig.tight_layout()
     return fig

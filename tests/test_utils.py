@@ -12,7 +12,8 @@ import pytest
 from astropy import units as u
 
 from tdrdenoise._validate import check_int, check_seed, check_threshold
-from tdrdenoise.utils import (OutputClaimedError, _host, atomic_open, claim_output,
+from tdrdenoise._files import host_name as _host
+from tdrdenoise.utils import (OutputClaimedError, atomic_open, claim_output,
                               clean_stale_temporaries)
 
 ROOT = Path(__file__).resolve().parents[1]

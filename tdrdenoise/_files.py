@@ -1,0 +1,431 @@
+"""Writing output files safely: atomic writes, output claims and stale temporaries.
+
+Files are written through :func:`atomic_open`, whose temporary file
+(``.<name>.<pid>@<host>.<random>.part``) names the process writing it, so that
+:func:`clean_stale_temporaries` can remove what a killed run left behind. Runs that share
+an output folder split the work with :func:`claim_output`: a lock file
+(``.<name>.lock``) created exclusively, holding the pid and host of its owner;
+:func:`prepare_output_folder` checks an output folder before the work starts.
+The public functions are documented, and imported, from :mod:`tdrdenoise.utils`.
+"""
+import contextlib
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+
+__all__ = ["OutputClaimedError", "atomic_open", "clean_stale_temporaries", "claim_output",
+           "prepare_output_folder", "STALE_AFTER", "host_name"]
+
+
+class OutputClaimedError(FileExistsError):
+    """An output file is being written by another run (see :func:`claim_output`)."""
+
+
+def _umask():
+    """The process umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Temporaries and locks of dead writers, or older than this (seconds), are stale.
+STALE_AFTER = 24 * 3600.0
+
+#: A lock file still empty (being written) after this many seconds was left by a crash.
+_EMPTY_LOCK_GRACE = 60.0
+
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)"
+                      r"\.[A-Za-z0-9_]+\.part$")
+#: Temporaries of tdrdenoise 0.1 (``.<name>.<random>.part``): no pid, removed by age.
+_LEGACY_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part$")
+_LOCK_RE = re.compile(r"^\..+\.lock$")
+_OWNER_RE = re.compile(r"^(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)")
+
+
+def host_name():
+    """This machine's name, reduced to characters safe in a file name."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40]
+
+
+def _owner_tag():
+    return f"{os.getpid()}@{host_name()}"
+
+
+def _pid_alive(pid):
+    """Whether process ``pid`` of this machine runs (True where it cannot be told)."""
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate it there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _age(path):
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _writer_gone(pid, host, path, max_age):
+    """Whether the process (pid, host) that made ``path`` is gone, or ``path`` is too old."""
+    if _age(path) > max_age:
+        return True
+    return host == host_name() and not _pid_alive(int(pid))
+
+
+def _folder_error(path, folder, exc):
+    """A clear error for an output folder that cannot be created."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return NotADirectoryError(f"cannot write {path}: {folder} (or a folder above it) is "
+                                  "a file, not a folder; choose another output folder")
+    if isinstance(exc, PermissionError):
+        return PermissionError(f"cannot write {path}: no permission to create the folder "
+                               f"{folder}")
+    return exc
+
+
+@contextlib.contextmanager
+def atomic_open(path, overwrite=True):
+    """Open ``path`` for binary writing so that it appears whole or not at all.
+
+    The data go to a temporary file in the same folder,
+    ``.<name>.<pid>@<host>.<random>.part``, which is synced and renamed to ``path``
+    when the block ends without an error, and removed otherwise: an interrupted write
+    never leaves a half-written file, nor touches an existing one. The temporary file
+    of a process killed outright (SIGKILL, power loss) stays behind; its name says
+    which process wrote it, and :func:`clean_stale_temporaries` removes it later.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write; its folder is created if needed.
+    overwrite : bool, optional
+        Replace ``path`` if it exists. With False, the file is created exclusively
+        (a hard link, where the file system has them): if another process created
+        ``path`` meanwhile, it is kept and `FileExistsError` is raised.
+
+    Yields
+    ------
+    file object
+        Open for binary writing.
+
+    Raises
+    ------
+    FileExistsError
+        If ``overwrite`` is False and ``path`` exists when the data are complete.
+    NotADirectoryError
+        If the folder of ``path`` (or one above it) is a file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from tdrdenoise.utils import atomic_open
+    >>> path = os.path.join(tempfile.mkdtemp(), "out.bin")
+    >>> with atomic_open(path) as fh:
+    ...     _ = fh.write(b"data")
+    >>> open(path, "rb").read()
+    b'data'
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise _folder_error(path, folder, exc) from None
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part",
+                               prefix=f".{os.path.basename(path)}.{_owner_tag()}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp creates the file readable by its owner only: give it the usual mode
+        os.chmod(tmp, 0o666 & ~_umask())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _create_exclusively(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _create_exclusively(tmp, path):
+    """Rename ``tmp`` to ``path`` unless ``path`` exists (atomically where possible)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists (written by another process meanwhile); "
+                              "pass overwrite=True to replace it") from None
+    except OSError:  # no hard links here (some network and FAT file systems)
+        if os.path.exists(path):
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace "
+                                  "it") from None
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
+
+
+def clean_stale_temporaries(folder, max_age=STALE_AFTER):
+    """Remove the temporary and lock files that dead tdrdenoise runs left in ``folder``.
+
+    A run killed outright (SIGKILL, out of memory, power loss) while writing leaves a
+    hidden ``.<name>.<pid>@<host>.<random>.part`` file of :func:`atomic_open`, and
+    possibly a ``.<name>.lock`` file of :func:`claim_output`. Those whose process no
+    longer runs on this machine, and those of any machine older than ``max_age``, are
+    removed; those of live processes (a run going on beside this one) are kept.
+    Nothing else in ``folder`` is touched.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder to clean; a missing folder is left alone.
+    max_age : float, optional
+        Age in seconds (by modification time) after which a temporary or lock file
+        is stale whoever wrote it; 24 hours by default.
+
+    Returns
+    -------
+    list of str
+        The files removed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from tdrdenoise.utils import clean_stale_temporaries
+    >>> folder = tempfile.mkdtemp()
+    >>> dead = os.path.join(folder, ".out.fits.999999999@" + "nohost.abc123_x.part")
+    >>> _ = open(dead, "wb").write(b"half a file")
+    >>> os.utime(dead, (0, 0))  # written long ago
+    >>> [os.path.basename(name) for name in clean_stale_temporaries(folder)]
+    ['.out.fits.999999999@nohost.abc123_x.part']
+    """
+    folder = os.fspath(folder)
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for name in sorted(names):
+        if not name.startswith("."):
+            continue
+        path = os.path.join(folder, name)
+        match = _TEMP_RE.match(name)
+        if match:
+            stale = _writer_gone(match["pid"], match["host"], path, max_age)
+        elif _LEGACY_TEMP_RE.match(name):
+            stale = _age(path) > max_age
+        elif _LOCK_RE.match(name):
+            if _break_stale_lock(path, max_age):
+                removed.append(path)
+            continue
+        else:
+            continue
+        if stale and os.path.isfile(path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:  # another run cleaned it first
+                continue
+            removed.append(path)
+    return removed
+
+
+def _lock_path(path):
+    path = os.fspath(path)
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.lock")
+
+
+def _read_owner(lock):
+    """The text of a lock file ('' while being written), or None if it is gone."""
+    try:
+        with open(lock) as fh:
+            return fh.read(200).strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _lock_stale(lock, owner, max_age):
+    if owner is None:
+        return False
+    match = _OWNER_RE.match(owner)
+    if match is None:  # empty (its writer died before writing it) or foreign
+        return _age(lock) > min(max_age, _EMPTY_LOCK_GRACE)
+    return _writer_gone(match["pid"], match["host"], lock, max_age)
+
+
+def _break_stale_lock(lock, max_age=STALE_AFTER):
+    """Remove ``lock`` if its owner is gone; True if it was removed.
+
+    Two runs may find the same stale lock: a second, exclusive ``.break`` file lets
+    one of them at a time check and remove it, so that a run never removes the fresh
+    lock another run has just taken in place of the stale one.
+    """
+    owner = _read_owner(lock)
+    if not _lock_stale(lock, owner, max_age):
+        return False
+    breaker = lock + ".break"
+    try:
+        fd = os.open(breaker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        if _age(breaker) > _EMPTY_LOCK_GRACE:  # its owner died while breaking
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(breaker)
+        return False
+    try:
+        os.close(fd)
+        if _read_owner(lock) == owner:
+            os.unlink(lock)
+            return True
+        return False
+    except FileNotFoundError:
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(breaker)
+
+
+def _describe_owner(lock):
+    owner = _read_owner(lock)
+    match = _OWNER_RE.match(owner or "")
+    if match is None:
+        return "another run"
+    return f"another run (pid {match['pid']} on {match['host'] or 'an unnamed host'})"
+
+
+@contextlib.contextmanager
+def claim_output(path, max_age=STALE_AFTER):
+    """Claim the right to write ``path`` for the duration of a block.
+
+    The claim is a lock file ``.<name>.lock`` beside ``path``, created exclusively
+    (``O_CREAT | O_EXCL``, atomic on local and NFS file systems) and holding
+    ``<pid>@<host>``; it is removed when the block ends. Two runs sharing an output
+    folder thus never work on the same file: the second gets `OutputClaimedError`.
+    The lock of a process that no longer runs on this machine, or of any machine and
+    older than ``max_age``, is stale: it is removed and the claim taken.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file about to be written.
+    max_age : float, optional
+        Age in seconds after which a lock is stale whoever holds it (24 hours).
+
+    Yields
+    ------
+    str
+        The lock file.
+
+    Raises
+    ------
+    OutputClaimedError
+        If another live run holds the claim (a subclass of `FileExistsError`).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from tdrdenoise.utils import OutputClaimedError, claim_output
+    >>> path = os.path.join(tempfile.mkdtemp(), "out.fits")
+    >>> with claim_output(path):
+    ...     try:
+    ...         with claim_output(path):
+    ...             pass
+    ...     except OutputClaimedError as exc:
+    ...         print("second claim refused")
+    second claim refused
+    """
+    lock = _lock_path(path)
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _break_stale_lock(lock, max_age):
+                continue
+            raise OutputClaimedError(f"{os.fspath(path)} is being written by "
+                                     f"{_describe_owner(lock)}") from None
+        break
+    else:
+        raise OutputClaimedError(f"{os.fspath(path)} is being claimed by other runs")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(_owner_tag() + "\n")
+        yield lock
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+
+
+def prepare_output_folder(folder, name="output_dir"):
+    """Create ``folder`` if needed and check that files can be written there.
+
+    Run it before long work, so that an unusable output folder fails at once, with a
+    message naming the folder and the argument, rather than after hours of work.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder (an empty name is the current folder).
+    name : str, optional
+        What the folder is, for the messages (an argument or option name).
+
+    Returns
+    -------
+    str
+        ``folder``.
+
+    Raises
+    ------
+    NotADirectoryError
+        If ``folder``, or a folder above it, is a file.
+    PermissionError
+        If it cannot be created or written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from tdrdenoise.utils import prepare_output_folder
+    >>> base = tempfile.mkdtemp()
+    >>> os.path.isdir(prepare_output_folder(os.path.join(base, "out")))
+    True
+    >>> open(os.path.join(base, "file"), "w").close()
+    >>> prepare_output_folder(os.path.join(base, "file"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    NotADirectoryError: output_dir '...' is a file, not a folder; choose another output folder
+    """
+    folder = os.fspath(folder) or "."
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise NotADirectoryError(f"{name} {folder!r} is a file, not a folder; choose "
+                                 "another output folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(f"cannot create {name} {folder!r}: a folder above it is "
+                                 "a file, not a folder") from None
+    except OSError as exc:
+        raise PermissionError(f"cannot create {name} {folder!r} ({exc.strerror})") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".tdrdenoise-write-test-")
+    except OSError as exc:
+        raise PermissionError(f"{name} {folder!r} is not writable ({exc.strerror}); choose "
+                              "another output folder or change its permissions") from None
+    os.close(fd)
+    os.unlink(probe)
+    return folder

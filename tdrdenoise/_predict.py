@@ -1,0 +1,58 @@
+"""Prediction of a trained model (the "D" of TDR) at the array level.
+
+:func:`predict_arrays` runs the Monte-Carlo ensemble of ``_ensemble.py`` on each
+pixel-shuffled sub-image and brings the result back to the image unit;
+:func:`predict_image` wraps it for the containers of ``_containers.py``.
+:meth:`TDRModel.predict <tdrdenoise.TDRModel.predict>` delegates here.
+"""
+import numpy as np
+from astropy import units as u
+
+from ._containers import check_image, unpack
+from ._ensemble import seeded_ensemble, shuffle_merge, shuffle_split
+from ._normalization import inverse, inverse_std
+from ._training import new_seed
+
+__all__ = []
+
+
+def predict_image(model, image, *, n_predictions, seed, tile_size, progress):
+    """:meth:`TDRModel.predict <tdrdenoise.TDRModel.predict>`: (mean, std) of ``image``."""
+    model.check_fitted("predict")
+    img = unpack(image, "image")
+    check_image(img, "image", min_valid=1)
+    factor = model.unit_factor(img.unit, "image")
+    z, valid, _, impulse = model.network_input(img.data, img.invalid, factor)
+    mean, std = model.predict_arrays(z, valid, factor, n_predictions=n_predictions,
+                                     seed=seed, tile_size=tile_size, progress=progress)
+    valid = valid | impulse
+    dtype = img.output_dtype
+    mean = np.where(valid, mean, img.data).astype(dtype, copy=False)
+    std = np.where(valid, std, np.nan).astype(dtype, copy=False)
+    if img.kind == "quantity":
+        return u.Quantity(mean, img.unit), u.Quantity(std, img.unit)
+    return mean, std
+
+
+def predict_arrays(model, z, valid, factor=1.0, *, n_predictions, seed=None, tile_size,
+                   progress=None):
+    """:meth:`TDRModel.predict_arrays <tdrdenoise.TDRModel.predict_arrays>`: the ensemble
+    mean and std of the network input ``z``, in the image unit (float64)."""
+    n_predictions = int(n_predictions)
+    if n_predictions < 1:
+        raise ValueError(f"n_predictions must be at least 1; got {n_predictions}")
+    seed = new_seed() if seed is None else int(seed)
+    means, stds = [], []
+    for k, (zk, vk) in enumerate(zip(shuffle_split(z, model.stride),
+                                     shuffle_split(valid, model.stride))):
+        m, sd = seeded_ensemble(model.network, zk, vk, n_predictions=n_predictions,
+                                seed=(seed + k) % 2**63, keep_prob=model.keep_prob,
+                                device=model.device, tile_size=tile_size,
+                                progress=progress)
+        means.append(m)
+        stds.append(sd)
+    zm = shuffle_merge(means, z.shape, model.stride, np.float32)
+    zs = shuffle_merge(stds, z.shape, model.stride, np.float32)
+    norm = model.normalization
+    return (inverse(zm, norm, factor),
+            inverse_std(zm, zs, norm, factor))
