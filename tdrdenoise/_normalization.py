@@ -9,8 +9,8 @@ fine-tuning and prediction use one transform:
   :func:`inverse` / :func:`inverse_std` turn the ensemble mean and spread back;
 - :func:`extreme_pixels` flags fill values and other pixels far outside the image's
   bulk, which the network must not see;
-- :func:`bright_pixels` flags real but bright structure (stars, galaxy cores,
-  sunspots), which the network does not see either and which comes back as observed;
+- :func:`bright_pixels` flags bright pixels (stars, galaxy cores, sunspots, cosmic
+  rays), which the network does not see either and which come back as observed;
 - :func:`choose_shuffle` picks the pixel-shuffle stride from the noise correlation;
 - :func:`network_input` combines them for one image.
 
@@ -52,8 +52,10 @@ OUTLIER_THRESHOLD = 1e3
 #: network learns; held out, the network learns the noise of the bulk of the image
 #: (HST NGC 1365: +4 dB in Noise2Noise gain, benchmarks/real_data.py). Such pixels have
 #: a signal-to-noise ratio above 20, where denoising gains least. Isolated bright pixels
-#: (salt-and-pepper noise, hot pixels, cosmic-ray hits) are not held out: they are
-#: noise the network should remove. ``np.inf`` shows the network every pixel.
+#: (hot pixels, cosmic-ray hits) are held out too and come back as observed: mask them
+#: (e.g. ``ccdproc.cosmicray_lacosmic``) to have them filled. Images dominated by
+#: impulse noise (salt and pepper) hold nothing out: their impulse pixels are hidden
+#: and inpainted instead. ``np.inf`` shows the network every pixel.
 BRIGHT_THRESHOLD = 20.0
 
 #: Noise correlation between neighbours (:func:`neighbour_correlation`) above which the
@@ -223,12 +225,7 @@ def extreme_pixels(data, invalid, threshold=OUTLIER_THRESHOLD):
 
 
 def bright_pixels(z, valid, threshold=BRIGHT_THRESHOLD):
-    """Pixels of bright extended structure: ``|z| > threshold`` next to a 3 x 3
-    neighbourhood whose median is also beyond it.
-
-    The median test keeps isolated bright pixels (impulse noise, hot pixels) visible to
-    the network, which should learn to remove them; a source whose core spans a few
-    pixels is held out whole.
+    """Valid pixels with ``|z| > threshold``: bright structure held out of the network.
 
     Returns
     -------
@@ -236,12 +233,8 @@ def bright_pixels(z, valid, threshold=BRIGHT_THRESHOLD):
     """
     if not threshold < np.inf:
         return np.zeros(z.shape, bool)
-    level = np.where(valid, np.abs(z), 0.0).astype(np.float32)
-    above = level > threshold
-    if not above.any():
-        return above
-    core = ndimage.median_filter(level, size=3, mode="nearest") > threshold
-    return above & ndimage.binary_dilation(core, np.ones((3, 3), bool)) & valid
+    with np.errstate(invalid="ignore"):
+        return (np.abs(z) > threshold) & valid
 
 
 def network_input(data, invalid, norm, factor=1.0, name="image"):

@@ -67,12 +67,12 @@ class TDRModel:
         reach the network. They come out unchanged, with a warning giving their
         count. ``np.inf`` shows the network every finite pixel.
     bright_threshold : float, optional
-        Bright extended structure (stars, galaxy cores, sunspots) farther than this
-        many noise sigmas of the training image from its median (default 20) is held
-        out: the network neither sees nor learns from it, and it comes back as
-        observed (not masked). Without this, a few bright sources dominate the
-        squared-error loss and the background is poorly denoised. Isolated bright
-        pixels (impulse noise, hot pixels) stay visible. ``np.inf`` holds nothing out.
+        Pixels farther than this many noise sigmas of the training image from its
+        median (default 20: stars, galaxy cores, sunspots, cosmic rays) are held out:
+        the network neither sees nor learns from them, and they come back as observed
+        (not masked). Without this, a few bright sources dominate the squared-error
+        loss and the background is poorly denoised. Images dominated by impulse noise
+        (salt and pepper) hold nothing out. ``np.inf`` holds nothing out.
     pixel_shuffle : {"auto", 1, 2, 3, 4}, optional
         Stride of pixel-shuffled sub-images the network works on. Noise correlated
         between neighbouring pixels (reprojected maps such as HMI SHARP cutouts,
