@@ -93,8 +93,16 @@ def choose_shuffle(data, invalid, pixel_shuffle="auto"):
     impulse pixels keeps stride 1.
     """
     if pixel_shuffle == "auto":
-        rho = neighbour_correlation(data, invalid)
-        if rho > CORRELATION_THRESHOLD and impulse_fraction(data, invalid) < IMPULSE_FRACTION:
+        rho = neighbour_correlation(data, invalid, far=3)
+        if not rho > CORRELATION_THRESHOLD:
+            return 1
+        # Correlated noise reaches its decorrelated spread within two or three pixels,
+        # so the estimate hardly changes from lag 2 to lag 3; signal varying on scales
+        # of a few pixels biases it more the wider the lag (granulation at 128 x 128
+        # with white noise: 0.32 at lag 2, 0.51 at lag 3).
+        if neighbour_correlation(data, invalid, far=2) < 0.75 * rho:
+            return 1
+        if impulse_fraction(data, invalid) < IMPULSE_FRACTION:
             return 2
         return 1
     return int(pixel_shuffle)
