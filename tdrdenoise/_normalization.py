@@ -77,7 +77,7 @@ def image_statistics(data, invalid):
     return median, difference_noise(data, invalid)
 
 
-def choose_shuffle(data, invalid, pixel_shuffle="auto"):
+def choose_shuffle(data, invalid, pixel_shuffle="auto", impulsive=None):
     """The pixel-shuffle stride for an image: 1, or 2 for noise correlated between
     neighbours (``"auto"``: :func:`neighbour_correlation` above
     :data:`CORRELATION_THRESHOLD`).
@@ -90,7 +90,8 @@ def choose_shuffle(data, invalid, pixel_shuffle="auto"):
     Impulse noise (salt and pepper) is white, but the robust statistics of
     :func:`neighbour_correlation` see only the pixels it spared, whose differences are
     those of the smooth signal: an image with more than :data:`IMPULSE_FRACTION` of
-    impulse pixels keeps stride 1.
+    impulse pixels keeps stride 1. ``impulsive`` passes that test's answer when the
+    caller already has it (None: measure it here, when needed).
     """
     if pixel_shuffle == "auto":
         rho = neighbour_correlation(data, invalid, far=3)
@@ -102,9 +103,9 @@ def choose_shuffle(data, invalid, pixel_shuffle="auto"):
         # with white noise: 0.32 at lag 2, 0.51 at lag 3).
         if neighbour_correlation(data, invalid, far=2) < 0.75 * rho:
             return 1
-        if impulse_fraction(data, invalid) < IMPULSE_FRACTION:
-            return 2
-        return 1
+        if impulsive is None:
+            impulsive = impulse_fraction(data, invalid) >= IMPULSE_FRACTION
+        return 1 if impulsive else 2
     return int(pixel_shuffle)
 
 
@@ -144,8 +145,10 @@ def make_normalization(data, invalid, outlier_threshold=OUTLIER_THRESHOLD,
     median, scale = image_statistics(data, invalid)
     if not scale > 0:
         raise ValueError("image is constant: there is no noise to learn from")
+    # one median filter over the image answers both automatic choices
+    impulsive = impulse_fraction(data, invalid) >= IMPULSE_FRACTION
     if impulse_noise == "auto":
-        impulse_noise = impulse_fraction(data, invalid) >= IMPULSE_FRACTION
+        impulse_noise = impulsive
     if impulse_noise:
         # the robust noise scale of an image with impulse noise is that of the pixels
         # the impulses spared (often the signal alone): "bright" relative to it means
@@ -154,7 +157,7 @@ def make_normalization(data, invalid, outlier_threshold=OUTLIER_THRESHOLD,
     norm = {"transform": TRANSFORM, "median": median, "scale": float(scale),
             "outlier_threshold": float(outlier_threshold),
             "bright_threshold": float(bright_threshold),
-            "pixel_shuffle": choose_shuffle(data, invalid, pixel_shuffle),
+            "pixel_shuffle": choose_shuffle(data, invalid, pixel_shuffle, impulsive),
             "impulse_noise": bool(impulse_noise)}
     check_normalization(norm, "image")
     return norm
