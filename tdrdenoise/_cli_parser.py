@@ -10,8 +10,8 @@ from astropy import units as u
 
 from . import __version__
 from ._validate import check_seed
-from .model import (DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_STEPS,
-                    DEFAULT_TILE_SIZE)
+from .model import (DEFAULT_DISTIL_STEPS, DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS,
+                    DEFAULT_STEPS, DEFAULT_TILE_SIZE)
 
 __all__ = ["build_parser", "parse_R"]
 
@@ -141,6 +141,10 @@ def build_parser():
                         "compressed HMI files)")
     p.add_argument("--unit", default=None,
                    help="unit of the pixel values, overriding BUNIT (e.g. G, 'ct/s')")
+    p.add_argument("--distil-steps", type=positive_int, default=None,
+                   help="steps of the distillation of the fast student after training "
+                        f"(default: {DEFAULT_DISTIL_STEPS}, or --steps if fewer; 0: none, "
+                        "the model then denoises with the Monte-Carlo ensemble only)")
     p.add_argument("--patch-size", type=at_least_one, default=64,
                    help="side of the training crops in pixels (default: 64)")
     p.add_argument("--batch-size", type=at_least_one, default=8,
@@ -180,10 +184,17 @@ def build_parser():
                    help="replace existing outputs (inputs are never replaced)")
     p.add_argument("--hdu", type=hdu_option, default=None, help="HDU index or name to read")
     p.add_argument("--unit", default=None, help="unit of the pixel values, overriding BUNIT")
-    p.add_argument("--fine-tune-steps", type=positive_int, default=DEFAULT_FINE_TUNE_STEPS,
-                   help=f"fine-tuning steps on each image (default: {DEFAULT_FINE_TUNE_STEPS})")
-    p.add_argument("--n-predictions", type=at_least_one, default=DEFAULT_N_PREDICTIONS,
-                   help="Monte-Carlo dropout passes averaged (default: "
+    p.add_argument("--method", choices=["auto", "student", "ensemble"], default="auto",
+                   help="student: one pass of the model's distilled student (fast); "
+                        "ensemble: fine-tuning and the Monte-Carlo dropout ensemble of the "
+                        "paper (about 16 times slower); auto (default): the student when "
+                        "the model has one and neither --fine-tune-steps nor "
+                        "--n-predictions is given")
+    p.add_argument("--fine-tune-steps", type=positive_int, default=None,
+                   help="fine-tuning steps on each image, for the ensemble (default: "
+                        f"{DEFAULT_FINE_TUNE_STEPS})")
+    p.add_argument("--n-predictions", type=at_least_one, default=None,
+                   help="Monte-Carlo dropout passes averaged by the ensemble (default: "
                         f"{DEFAULT_N_PREDICTIONS})")
     p.add_argument("--tile-size", type=at_least_one, default=DEFAULT_TILE_SIZE,
                    help=f"tile side in pixels for large images (default: {DEFAULT_TILE_SIZE})")

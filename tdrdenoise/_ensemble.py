@@ -63,27 +63,29 @@ def pad_to_grid(z, valid):
     return z, valid, (slice(0, h), slice(0, w))
 
 
-def tiled_apply(fn, z, m, tile_size, margin=RECEPTIVE_MARGIN):
+def tiled_apply(fn, z, m, tile_size, margin=RECEPTIVE_MARGIN, channels=None):
     """Apply ``fn(x, mask)`` to (H, W) tensors tile by tile.
 
     H and W must be multiples of :data:`GRID`; ``tile_size`` and ``margin`` are
     rounded up to it. With ``margin`` at least half the receptive field the result
-    equals ``fn(z, m)`` up to floating-point rounding.
+    equals ``fn(z, m)`` up to floating-point rounding. ``fn`` returns (1, C, h, w);
+    the result is (H, W) for ``channels=None`` (C = 1), else (C, H, W).
     """
     h, w = z.shape
     tile = _round_up(max(int(tile_size), GRID))
     margin = _round_up(int(margin)) if margin else 0
     if h <= tile + 2 * margin and w <= tile + 2 * margin:
-        return fn(z[None, None], m[None, None])[0, 0]
-    out = torch.empty_like(z)
+        res = fn(z[None, None], m[None, None])[0]
+        return res if channels else res[0]
+    out = torch.empty((channels or 1, h, w), dtype=z.dtype)
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
             y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
             ya, xa = max(y0 - margin, 0), max(x0 - margin, 0)
             yb, xb = min(y1 + margin, h), min(x1 + margin, w)
             res = fn(z[None, None, ya:yb, xa:xb], m[None, None, ya:yb, xa:xb])
-            out[y0:y1, x0:x1] = res[0, 0, y0 - ya:y1 - ya, x0 - xa:x1 - xa]
-    return out
+            out[:, y0:y1, x0:x1] = res[0, :, y0 - ya:y1 - ya, x0 - xa:x1 - xa]
+    return out if channels else out[0]
 
 
 def mc_ensemble(net, z, valid, *, n_predictions, keep_prob, generator, device,

@@ -2,7 +2,7 @@
 import numpy as np
 from astropy.stats import mad_std
 
-__all__ = ["difference_noise", "neighbour_correlation"]
+__all__ = ["difference_noise", "neighbour_correlation", "white_fraction"]
 
 
 def difference_noise(data, invalid=None):
@@ -115,3 +115,52 @@ def neighbour_correlation(data, invalid=None, far=3):
     if not s_far > 0:
         return 0.0
     return float(min(max(1.0 - (s_near / s_far) ** 2, 0.0), 1.0))
+
+
+def white_fraction(data, invalid=None):
+    """Share of the variance of neighbour differences that white noise explains.
+
+    With white noise of sigma ``s`` on a signal that is smooth on the pixel scale,
+    the variance of the differences of pixels ``k`` apart is ``2 s**2 + (g k)**2``
+    (``g`` the signal's typical gradient). From the lags 1 and 2 (robust
+    `~astropy.stats.mad_std`) the white share at lag 1, ``2 s**2 / var(1)``, is
+    ``(4 - var(2) / var(1)) / 3``. A noise-free smooth signal gives about 0, white
+    noise 1. Signal with sharp edges, whose differences grow less than linearly with
+    the lag, looks whiter than it is.
+
+    Parameters
+    ----------
+    data : ndarray
+        2-D image.
+    invalid : ndarray of bool, optional
+        Pixels to leave out (NaN and inf are always left out).
+
+    Returns
+    -------
+    float
+        The share, from 0 to 1; 1.0 when it cannot be computed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tdrdenoise._noise import white_fraction
+    >>> yy, xx = np.mgrid[:128, :128]
+    >>> smooth = np.sin(xx / 5.0) * np.cos(yy / 7.0)
+    >>> white_fraction(smooth) < 0.1
+    True
+    >>> noisy = smooth + np.random.default_rng(0).normal(0, 1.0, smooth.shape)
+    >>> white_fraction(noisy) > 0.9
+    True
+    """
+    data = np.asarray(data)
+    bad = ~np.isfinite(data)
+    if invalid is not None:
+        bad = bad | np.asarray(invalid, bool)
+    near = _lag_differences(data, bad, 1)
+    wide = _lag_differences(data, bad, 2)
+    if near.size < 2 or wide.size < 2:
+        return 1.0
+    v_near, v_wide = float(mad_std(near)) ** 2, float(mad_std(wide)) ** 2
+    if not v_near > 0:
+        return 1.0
+    return float(min(max((4.0 - v_wide / v_near) / 3.0, 0.0), 1.0))

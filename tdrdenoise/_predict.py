@@ -9,23 +9,29 @@ import numpy as np
 from astropy import units as u
 
 from ._containers import check_image, unpack
+from ._distil import resolve_method, student_predict
 from ._ensemble import seeded_ensemble, shuffle_merge, shuffle_split
-from ._normalization import inverse, inverse_std
+from ._normalization import inverse, inverse_std, replaced_pixels
 from ._training import new_seed
 
 __all__ = []
 
+#: Passes of the Monte-Carlo ensemble (``method="ensemble"``).
+DEFAULT_N_PREDICTIONS = 16
 
-def predict_image(model, image, *, n_predictions, seed, tile_size, progress):
+
+def predict_image(model, image, *, method, n_predictions, seed, tile_size, progress):
     """:meth:`TDRModel.predict <tdrdenoise.TDRModel.predict>`: (mean, std) of ``image``."""
     model.check_fitted("predict")
+    method = resolve_method(model, method, n_predictions, None)
     img = unpack(image, "image")
     check_image(img, "image", min_valid=1)
     factor = model.unit_factor(img.unit, "image")
     z, valid, _, impulse = model.network_input(img.data, img.invalid, factor)
-    mean, std = model.predict_arrays(z, valid, factor, n_predictions=n_predictions,
-                                     seed=seed, tile_size=tile_size, progress=progress)
-    valid = valid | impulse
+    mean, std = model.predict_arrays(z, valid, factor, method=method,
+                                     n_predictions=n_predictions, seed=seed,
+                                     tile_size=tile_size, progress=progress)
+    valid = replaced_pixels(model.normalization, valid, impulse)
     dtype = img.output_dtype
     mean = np.where(valid, mean, img.data).astype(dtype, copy=False)
     std = np.where(valid, std, np.nan).astype(dtype, copy=False)
@@ -34,11 +40,17 @@ def predict_image(model, image, *, n_predictions, seed, tile_size, progress):
     return mean, std
 
 
-def predict_arrays(model, z, valid, factor=1.0, *, n_predictions, seed=None, tile_size,
-                   progress=None):
-    """:meth:`TDRModel.predict_arrays <tdrdenoise.TDRModel.predict_arrays>`: the ensemble
-    mean and std of the network input ``z``, in the image unit (float64)."""
-    n_predictions = int(n_predictions)
+def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predictions,
+                   seed=None, tile_size, progress=None):
+    """:meth:`TDRModel.predict_arrays <tdrdenoise.TDRModel.predict_arrays>`: the mean
+    and std of the network input ``z`` (the student's, or the ensemble's), in the
+    image unit (float64)."""
+    norm = model.normalization
+    if method == "student":
+        zm, zs = student_predict(model.student, z, valid, device=model.device,
+                                 tile_size=tile_size)
+        return inverse(zm, norm, factor), inverse_std(zm, zs, norm, factor)
+    n_predictions = DEFAULT_N_PREDICTIONS if n_predictions is None else int(n_predictions)
     if n_predictions < 1:
         raise ValueError(f"n_predictions must be at least 1; got {n_predictions}")
     seed = new_seed() if seed is None else int(seed)
@@ -53,6 +65,5 @@ def predict_arrays(model, z, valid, factor=1.0, *, n_predictions, seed=None, til
         stds.append(sd)
     zm = shuffle_merge(means, z.shape, model.stride, np.float32)
     zs = shuffle_merge(stds, z.shape, model.stride, np.float32)
-    norm = model.normalization
     return (inverse(zm, norm, factor),
             inverse_std(zm, zs, norm, factor))

@@ -75,7 +75,7 @@ def _read_checkpoint(path):
     return state
 
 
-def _crop_positions(valid, p):
+def crop_positions(valid, p):
     """Top-left corners of crops with at least half of their pixels valid."""
     csum = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     counts = csum[p:, p:] - csum[:-p, p:] - csum[p:, :-p] + csum[:-p, :-p]
@@ -127,7 +127,7 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
         if h < p or w < p:  # small images: pad once with invalid pixels
             pad = ((0, max(p - h, 0)), (0, max(p - w, 0)))
             zi, vi = np.pad(zi, pad), np.pad(vi, pad)
-        ys, xs = _crop_positions(vi, p)
+        ys, xs = crop_positions(vi, p)
         where.append(np.stack([np.full(ys.size, k), ys, xs], 1))
         zts.append(torch.from_numpy(np.ascontiguousarray(zi, np.float32)))
         vts.append(torch.from_numpy(np.ascontiguousarray(vi)))
@@ -274,6 +274,7 @@ def fine_tune_arrays(model, z, valid, *, steps, seed=None, learning_rate=None,
     new = copy.deepcopy(model)
     if steps == 0:
         return new
+    new.student = None  # it reproduces the base network, not the tuned one
     lr = model.learning_rate * 0.1 if learning_rate is None else float(learning_rate)
     seed = new_seed() if seed is None else int(seed)
     return train_model(new, z, valid, steps=steps, seed=seed, learning_rate=lr,

@@ -205,7 +205,7 @@ def check_denoise_options(R, options):
     check_threshold(R, "R")
     options = dict(options)
     for name, low in COUNT_MINIMUM.items():
-        if name in options:
+        if options.get(name) is not None:  # None: the method's default
             options[name] = check_int(options[name], name, minimum=low)
     if "seed" in options:
         options["seed"] = check_seed(options["seed"], "seed")

@@ -15,6 +15,7 @@ import numpy as np
 from astropy.table import Table
 
 from ._containers import cast_data
+from ._distil import resolve_method
 from ._progress import progress_bar
 from ._validate import check_denoise_options
 from .io import output_path, read_image, write_image
@@ -200,7 +201,7 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         the files of inputs read as float64 (scaled-integer files such as HMI's) at
         no loss that matters for noisy data. None keeps the type of the input.
     **denoise_kwargs
-        Passed to :func:`~tdrdenoise.tdr_denoise`: ``fine_tune_steps``,
+        Passed to :func:`~tdrdenoise.tdr_denoise`: ``method``, ``fine_tune_steps``,
         ``n_predictions``, ``seed``, ``tile_size``, ``progress`` (of each file's
         fine-tuning and prediction; default False).
 
@@ -220,7 +221,9 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         unknown argument, or ``R``, ``n_predictions``, ``fine_tune_steps``,
         ``tile_size`` or ``seed`` is not a number (bools and strings included).
     ValueError
-        If ``R`` is negative or NaN, ``n_predictions`` or ``tile_size`` is below 1,
+        If ``method`` is unknown or does not fit the model or the options (see
+        :func:`~tdrdenoise.tdr_denoise`), ``R`` is negative or NaN,
+        ``n_predictions`` or ``tile_size`` is below 1,
         ``fine_tune_steps`` below 0, a count is not a whole number, or ``seed`` is
         outside ``0 <= seed < 2**63``.
     RuntimeError
@@ -255,12 +258,15 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
     if not isinstance(model, TDRModel):
         raise TypeError(f"model must be a TDRModel; got {type(model).__name__}")
     model.check_fitted("denoise_files")
-    allowed = {"fine_tune_steps", "n_predictions", "seed", "tile_size", "progress"}
+    allowed = {"method", "fine_tune_steps", "n_predictions", "seed", "tile_size",
+               "progress"}
     unknown = set(denoise_kwargs) - allowed
     if unknown:
         raise TypeError(f"denoise_files got unexpected argument(s) {sorted(unknown)}; "
                         f"tdr_denoise options are {sorted(allowed)}")
     denoise_kwargs = check_denoise_options(R, denoise_kwargs)
+    resolve_method(model, denoise_kwargs.get("method", "auto"),
+                   denoise_kwargs.get("n_predictions"), denoise_kwargs.get("fine_tune_steps"))
     denoise_kwargs.setdefault("progress", False)
     if isinstance(files, (str, bytes, os.PathLike)):
         files = [files]

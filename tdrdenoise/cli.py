@@ -89,7 +89,7 @@ def _cmd_train(args):
                f"unit {image.unit}) for {args.steps} steps on {model.device.type} ...")
     t0 = time.perf_counter()
     model.fit(image, steps=args.steps, seed=args.seed, progress=_progress(args),
-              **checkpoint)
+              distil_steps=args.distil_steps, **checkpoint)
     seconds = time.perf_counter() - t0
     model.save(args.output, overwrite=args.overwrite)
     record = model.history[-1]
@@ -139,7 +139,8 @@ def _cmd_denoise(args):
             args.files, model, R=args.R, output_dir=args.output_dir, client=client,
             suffix=args.suffix, overwrite=args.overwrite, hdu=args.hdu, unit=args.unit,
             progress=_progress(args), device=args.device,
-            fine_tune_steps=args.fine_tune_steps, n_predictions=args.n_predictions,
+            method=args.method, fine_tune_steps=args.fine_tune_steps,
+            n_predictions=args.n_predictions,
             seed=args.seed, tile_size=args.tile_size,
             dtype=None if args.dtype == "input" else np.dtype(args.dtype))
     finally:

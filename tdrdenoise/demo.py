@@ -12,7 +12,9 @@ import numpy as np
 from astropy.table import Table
 
 from .datasets import make_granulation
-from .model import DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS
+from ._distil import resolve_method
+from ._predict import DEFAULT_N_PREDICTIONS
+from .model import DEFAULT_FINE_TUNE_STEPS
 
 __all__ = ["run_demo", "DEMO_STEPS"]
 
@@ -44,7 +46,7 @@ def _figure(noisy, truth, restored, noise, path):
 
 def run_demo(steps=DEMO_STEPS, output_dir=".", progress=None, quiet=False, seed=0,
              device="auto", shape=(128, 128), noise=0.1, R=None,
-             fine_tune_steps=DEFAULT_FINE_TUNE_STEPS, n_predictions=DEFAULT_N_PREDICTIONS):
+             method="auto", fine_tune_steps=None, n_predictions=None):
     """Train, denoise and restore synthetic granulation images, and score the result.
 
     A model is trained on one image made by
@@ -75,8 +77,10 @@ def run_demo(steps=DEMO_STEPS, output_dir=".", progress=None, quiet=False, seed=
         Restore threshold; by default ``4 * noise``, which the noise alone almost never
         exceeds, so what is restored is signal the network smoothed away (the bright
         points). See the printed sweep for smaller values.
+    method : {"auto", "student", "ensemble"}, optional
+        Passed to :func:`~tdrdenoise.tdr_denoise`: by default the distilled student.
     fine_tune_steps, n_predictions : int, optional
-        Passed to :func:`~tdrdenoise.tdr_denoise`.
+        Passed to :func:`~tdrdenoise.tdr_denoise` (options of the ensemble).
 
     Returns
     -------
@@ -124,11 +128,18 @@ def run_demo(steps=DEMO_STEPS, output_dir=".", progress=None, quiet=False, seed=
     model.fit(train_noisy, steps=steps, seed=seed, progress=progress)
     train_seconds = time.perf_counter() - t0
     say(f"   {train_seconds:.1f} s")
-    say(f"D  denoise image #2 (fine-tune {fine_tune_steps} steps, {n_predictions} "
-        "Monte-Carlo dropout passes) ...")
+    how = resolve_method(model, method, n_predictions, fine_tune_steps)
+    if how == "student":
+        say("D  denoise image #2 (one pass of the distilled student) ...")
+    else:
+        say(f"D  denoise image #2 (fine-tune "
+            f"{DEFAULT_FINE_TUNE_STEPS if fine_tune_steps is None else fine_tune_steps} "
+            f"steps, {DEFAULT_N_PREDICTIONS if n_predictions is None else n_predictions} "
+            "Monte-Carlo dropout passes) ...")
     t0 = time.perf_counter()
-    denoised = tdr_denoise(noisy, model, R=np.inf, fine_tune_steps=fine_tune_steps,
-                           n_predictions=n_predictions, seed=seed, progress=progress)
+    denoised = tdr_denoise(noisy, model, R=np.inf, method=method,
+                           fine_tune_steps=fine_tune_steps, n_predictions=n_predictions,
+                           seed=seed, progress=progress)
     denoise_seconds = time.perf_counter() - t0
     say(f"   {denoise_seconds:.1f} s")
     restored, restored_mask = restore(noisy, denoised, R)

@@ -12,10 +12,11 @@ from astropy import units as u
 
 from . import model_io
 from ._containers import check_image, unpack
+from ._distil import distil_model
 from ._ensemble import GRID
 from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, make_normalization,
                              network_input, noise_in_image_unit)
-from ._predict import predict_arrays, predict_image
+from ._predict import DEFAULT_N_PREDICTIONS, predict_arrays, predict_image
 from ._training import checkpoint_seed, fine_tune_arrays, new_seed, train_model
 from ._validate import check_model_settings
 from .model_io import FILE_FORMAT_VERSION  # noqa: F401  (kept importable from here)
@@ -27,7 +28,10 @@ __all__ = ["TDRModel"]
 #: Defaults shared by the Python API, the command line and the benchmarks.
 DEFAULT_STEPS = 2000
 DEFAULT_FINE_TUNE_STEPS = 10
-DEFAULT_N_PREDICTIONS = 16
+#: Steps of the distillation of the fast student after :meth:`TDRModel.fit` (no more
+#: than the training steps) and its encoder width.
+DEFAULT_DISTIL_STEPS = 500
+DEFAULT_STUDENT_WIDTH = 24
 #: Side of the tile cores of a prediction: a 4096 x 4096 image takes 16 tiles and
 #: a peak of about 2.6 GiB of memory on a CPU (benchmarks/run_benchmarks.py).
 DEFAULT_TILE_SIZE = 1024
@@ -112,7 +116,8 @@ class TDRModel:
 
     def __init__(self, width=48, dropout=0.3, keep_prob=0.7, patch_size=64, batch_size=8,
                  learning_rate=1e-3, device="auto", outlier_threshold=OUTLIER_THRESHOLD,
-                 bright_threshold=BRIGHT_THRESHOLD, pixel_shuffle="auto"):
+                 bright_threshold=BRIGHT_THRESHOLD, pixel_shuffle="auto",
+                 student_width=DEFAULT_STUDENT_WIDTH):
         check_model_settings(width=width, dropout=dropout, keep_prob=keep_prob,
                              patch_size=patch_size, batch_size=batch_size,
                              outlier_threshold=outlier_threshold,
@@ -132,6 +137,10 @@ class TDRModel:
         self.history = []
         self.path = None
         self._net = SelfToSelfUNet(width, dropout).to(self.device)
+        if isinstance(student_width, bool) or int(student_width) < 1:
+            raise ValueError(f"student_width must be a positive integer; got {student_width!r}")
+        self.student_width = int(student_width)
+        self.student = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -154,9 +163,11 @@ class TDRModel:
     def fingerprint(self):
         """Short SHA-256 of the weights: names the model in provenance records."""
         digest = hashlib.sha256()
-        for name, tensor in sorted(self._net.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        nets = [("", self._net)] + ([("student.", self.student)] if self.student else [])
+        for prefix, net in nets:
+            for name, tensor in sorted(net.state_dict().items()):
+                digest.update((prefix + name).encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()[:12]
 
     def unit_factor(self, unit, name="image"):
@@ -187,8 +198,9 @@ class TDRModel:
 
     def fit(self, image, *, steps=DEFAULT_STEPS, seed=None, learning_rate=None,
             progress=None, checkpoint=None, checkpoint_every=DEFAULT_CHECKPOINT_EVERY,
-            callback=None):
-        """Train the network from scratch on one noisy image.
+            callback=None, distil_steps=None):
+        """Train the network from scratch on one noisy image, then distil the fast
+        student from it.
 
         Invalid pixels (NaN, inf, or masked in a CCDData/NDData/Map/masked array) and
         extreme pixels (see ``outlier_threshold``) are neither shown to the network
@@ -217,6 +229,10 @@ class TDRModel:
             Steps between checkpoints.
         callback : callable, optional
             Called with the number of steps done after each step.
+        distil_steps : int, optional
+            Steps of the distillation of the student (see :meth:`distil`) once the
+            network is trained; None takes 500, or ``steps`` if fewer; 0 distils
+            nothing, leaving only the Monte-Carlo ensemble.
 
         Returns
         -------
@@ -227,7 +243,7 @@ class TDRModel:
         TypeError, ValueError
             For images of the wrong kind, dimensionality or size, constant images or
             images without valid pixels; for a checkpoint written for another image,
-            other settings or another seed.
+            other settings or another seed; for a negative ``distil_steps``.
         FloatingPointError
             If the loss becomes non-finite (the message names the step) or training
             ends with non-finite weights; the model is then left untrained.
@@ -246,6 +262,10 @@ class TDRModel:
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"steps must be at least 1; got {steps}")
+        distil_steps = min(DEFAULT_DISTIL_STEPS, steps) if distil_steps is None else int(
+            distil_steps)
+        if distil_steps < 0:
+            raise ValueError(f"distil_steps must be zero or positive; got {distil_steps}")
         norm = make_normalization(img.data, img.invalid, self.outlier_threshold,
                                   self.bright_threshold, self.pixel_shuffle)
         if seed is None:
@@ -256,22 +276,90 @@ class TDRModel:
             self._net = SelfToSelfUNet(self.architecture["width"],
                                        self.architecture["dropout"]).to(self.device)
         self.normalization, self.unit, self.history, self.path = norm, img.unit, [], None
-        z, valid, _, _ = self.network_input(img.data, img.invalid)
+        self.student = None
+        z, valid, _, impulse = self.network_input(img.data, img.invalid)
         lr = self.learning_rate if learning_rate is None else float(learning_rate)
         try:
-            return train_model(self, z, valid, steps=steps, seed=seed, learning_rate=lr,
-                               progress=progress, action="fit", checkpoint=checkpoint,
-                               checkpoint_every=checkpoint_every, callback=callback)
+            train_model(self, z, valid, steps=steps, seed=seed, learning_rate=lr,
+                        progress=progress, action="fit", checkpoint=checkpoint,
+                        checkpoint_every=checkpoint_every, callback=callback)
+            if distil_steps:
+                distil_model(self, z, valid, impulse, steps=distil_steps,
+                             seed=(seed + 1) % 2**63, progress=progress)
         except (FloatingPointError, ValueError):
             self.normalization = None  # no half-trained model to save or use
+            self.student = None
             raise
+        return self
+
+    def distil(self, image, *, steps=DEFAULT_DISTIL_STEPS, seed=None, progress=None):
+        """Distil the fast student from the trained network, on ``image``.
+
+        The network predicts ``image`` with a 16-pass Monte-Carlo ensemble (whole,
+        or on four 256 x 256 windows of an image larger than 640 x 640); a
+        deterministic U-Net (:class:`~tdrdenoise.network.StudentUNet`, plain
+        convolutions, no input mask, no dropout, ``student_width`` channels) then
+        learns on random crops of ``image`` and their flips/transposes to reproduce
+        the ensemble mean and its standard deviation. One student pass then stands
+        for the whole ensemble: :func:`~tdrdenoise.tdr_denoise` and :meth:`predict`
+        use it by default (``method="auto"``). :meth:`fit` calls this on its
+        training image; call it to give a student to a model without one (a model
+        file of tdrdenoise < 0.2, or ``fit(..., distil_steps=0)``).
+
+        Parameters
+        ----------
+        image : CCDData, NDData, sunpy Map, Quantity or array-like
+            An image of the kind the model was trained on (its training image).
+        steps : int, optional
+            Distillation steps (minibatches of four 128 x 128 crops).
+        seed : int, optional
+            Seed of the ensemble, the student's weights and the crops.
+        progress : bool or None, optional
+            Show a progress bar; None shows it only on a terminal.
+
+        Returns
+        -------
+        self : TDRModel
+
+        Raises
+        ------
+        RuntimeError
+            If the model is not trained.
+        ValueError, TypeError, astropy.units.UnitsError
+            For a bad image or unit, or ``steps`` below 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tdrdenoise import TDRModel
+        >>> noisy = np.random.default_rng(0).normal(size=(48, 48))
+        >>> model = TDRModel(device="cpu").fit(noisy, steps=2, seed=0, progress=False,
+        ...                                    distil_steps=0)
+        >>> model.student is None
+        True
+        >>> model.distil(noisy, steps=2, seed=0, progress=False).student is not None
+        True
+        """
+        self.check_fitted("distil")
+        steps = int(steps)
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1; got {steps}")
+        img = unpack(image, "image")
+        check_image(img, "image")
+        z, valid, _, impulse = self.network_input(img.data, img.invalid,
+                                                  self.unit_factor(img.unit, "image"))
+        seed = new_seed() if seed is None else int(seed)
+        distil_model(self, z, valid, impulse, steps=steps, seed=seed, progress=progress)
+        return self
 
     def fine_tune(self, image, *, steps=DEFAULT_FINE_TUNE_STEPS, seed=None,
                   learning_rate=None, progress=False):
         """A copy of this model trained a few more steps on ``image``.
 
         The base model is not changed, so one base model can be fine-tuned to each
-        image of a series. The normalisation of the base model is kept.
+        image of a series. The normalisation of the base model is kept. The copy has
+        no student (that reproduces the base network): it predicts with the
+        Monte-Carlo ensemble.
 
         Parameters
         ----------
@@ -324,23 +412,30 @@ class TDRModel:
                                 learning_rate=learning_rate, progress=progress)
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, image, *, n_predictions=DEFAULT_N_PREDICTIONS, seed=None,
+    def predict(self, image, *, method="auto", n_predictions=None, seed=None,
                 tile_size=DEFAULT_TILE_SIZE, progress=None):
-        """Monte-Carlo dropout ensemble: the denoised image and its uncertainty.
+        """The denoised image and its uncertainty, without restoring.
 
-        Each of the ``n_predictions`` passes draws a new Bernoulli input mask and new
-        dropout masks and sees the image in one of its eight flips/transposes. Large
-        images are processed in tiles with a context margin wider than the network's
-        receptive field, so the result does not depend on the tiling.
+        With ``method="ensemble"`` the Monte-Carlo dropout ensemble: each of the
+        ``n_predictions`` passes draws a new Bernoulli input mask and new dropout
+        masks and sees the image in one of its eight flips/transposes. With
+        ``method="student"`` one pass of the student distilled from that ensemble
+        (see :meth:`distil`), which gives its mean and spread about 16 times faster.
+        Large images are processed in tiles with a context margin wider than the
+        network's receptive field, so the result does not depend on the tiling.
 
         Parameters
         ----------
         image : CCDData, NDData, sunpy Map, Quantity or array-like
             The noisy image, in a unit convertible to the model's.
+        method : {"auto", "student", "ensemble"}, optional
+            ``"auto"`` takes the student when the model has one and
+            ``n_predictions`` is not given, else the ensemble.
         n_predictions : int, optional
-            Number of passes averaged.
+            Number of passes averaged by the ensemble (default 16).
         seed : int, optional
-            Seed of the masks and dropout: the same seed gives the same result.
+            Seed of the masks and dropout: the same seed gives the same result (the
+            student is deterministic).
         tile_size : int, optional
             Side of the tile cores in pixels (default 1024); larger is a little faster,
             smaller uses less memory. Images no larger than the tile plus its margins
@@ -351,7 +446,8 @@ class TDRModel:
         Returns
         -------
         mean, std : ndarray or `~astropy.units.Quantity`
-            Ensemble mean and per-pixel standard deviation, in the unit of ``image``
+            Ensemble mean and per-pixel standard deviation (or the student's
+            estimates of them), in the unit of ``image``
             (Quantities when ``image`` is one), of the dtype described in
             :func:`~tdrdenoise.tdr_denoise`. Invalid and extreme input pixels keep
             their input value in ``mean`` and are NaN in ``std``; ``std`` is NaN
@@ -362,7 +458,8 @@ class TDRModel:
         RuntimeError
             If the model is not trained.
         ValueError, TypeError, astropy.units.UnitsError
-            For a bad image, unit or ``n_predictions``.
+            For a bad image, unit, ``method`` or ``n_predictions``, or
+            ``method="student"`` on a model without a student.
 
         Examples
         --------
@@ -373,16 +470,22 @@ class TDRModel:
         >>> mean, std = model.predict(noisy, n_predictions=3, seed=0, progress=False)
         >>> mean.shape == noisy.shape, bool((std >= 0).all())
         (True, True)
+        >>> fast, fast_std = model.predict(noisy, method="student")
+        >>> fast.shape == noisy.shape, bool((fast_std > 0).all())
+        (True, True)
         """
-        return predict_image(self, image, n_predictions=n_predictions, seed=seed,
-                             tile_size=tile_size, progress=progress)
+        return predict_image(self, image, method=method, n_predictions=n_predictions,
+                             seed=seed, tile_size=tile_size, progress=progress)
 
-    def predict_arrays(self, z, valid, factor=1.0, *, n_predictions=DEFAULT_N_PREDICTIONS,
-                       seed=None, tile_size=DEFAULT_TILE_SIZE, progress=None):
+    def predict_arrays(self, z, valid, factor=1.0, *, method="ensemble",
+                       n_predictions=DEFAULT_N_PREDICTIONS, seed=None,
+                       tile_size=DEFAULT_TILE_SIZE, progress=None):
         """:meth:`predict` on the output of :meth:`network_input`: float64 arrays in the
-        image unit, meaningful where ``valid``."""
-        return predict_arrays(self, z, valid, factor, n_predictions=n_predictions,
-                              seed=seed, tile_size=tile_size, progress=progress)
+        image unit, meaningful where ``valid`` (``method`` is ``"student"`` or
+        ``"ensemble"``)."""
+        return predict_arrays(self, z, valid, factor, method=method,
+                              n_predictions=n_predictions, seed=seed,
+                              tile_size=tile_size, progress=progress)
 
     def noise_scale(self, factor=1.0):
         """The training image's noise in the unit of an image (``factor`` converts it)."""
@@ -496,8 +599,10 @@ class TDRModel:
     def __repr__(self):
         state = "untrained"
         if self.is_fitted:
-            steps = sum(h["steps"] for h in self.history)
+            steps = sum(h["steps"] for h in self.history if h.get("action") != "distil")
             unit = f", unit='{self.unit}'" if self.unit is not None else ""
             state = f"trained {steps} steps{unit}"
+            if self.student is not None:
+                state += f", student width={self.student.width}"
         return (f"<TDRModel width={self.architecture['width']} device={self.device.type} "
                 f"{state}>")

@@ -2,8 +2,10 @@
 
 A model file (conventionally ``*.tdr``) is a `torch.save` archive of a dict holding
 the weights (``state_dict``), the metadata needed to use them (architecture,
-normalisation, unit, training history, versions) and, since file format 2, a SHA-256
-``checksum`` over both. :func:`load` refuses a file whose checksum does not match,
+normalisation, unit, training history, versions), since file format 2 a SHA-256
+``checksum`` over all of it and, since format 3, the distilled student
+(``student``: its width; ``student_state_dict``: its weights; both None without
+one). :func:`load` refuses a file whose checksum does not match,
 whose metadata fail their type and range checks, or whose weights or normalisation
 are not finite. Format-1 files (no checksum) still load, with a warning.
 """
@@ -26,7 +28,7 @@ __all__ = ["FILE_FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes",
            "payload_checksum"]
 
 #: Version of the model file layout; files with a newer one are refused.
-FILE_FORMAT_VERSION = 2
+FILE_FORMAT_VERSION = 3
 FILE_MAGIC = "tdrdenoise-model"
 _ARCHITECTURE = "self2self-unet"
 
@@ -50,12 +52,15 @@ def payload_checksum(payload):
     >>> len(payload_checksum({"format": "x", "state_dict": {"w": torch.zeros(2)}}))
     64
     """
-    meta = {k: v for k, v in payload.items() if k not in ("state_dict", "checksum")}
+    weights = ("state_dict", "student_state_dict")
+    meta = {k: v for k, v in payload.items() if k not in weights + ("checksum",)}
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True, default=repr).encode())
-    for name, tensor in sorted(payload.get("state_dict", {}).items()):
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.numpy().tobytes())
+    for key in weights:
+        prefix = "" if key == "state_dict" else "student:"
+        for name, tensor in sorted((payload.get(key) or {}).items()):
+            tensor = tensor.detach().cpu().contiguous()
+            digest.update(f"{prefix}{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -66,6 +71,8 @@ def _payload(model):
     try:
         check_normalization(model.normalization, "the model")
         check_weights(model.network, "the model")
+        if model.student is not None:
+            check_weights(model.student, "the model's student")
     except FloatingPointError as exc:
         raise ValueError(f"{exc}; a model with non-finite weights is not saved") from None
     payload = {
@@ -82,7 +89,14 @@ def _payload(model):
         "unit": None if model.unit is None else model.unit.to_string(),
         "history": copy.deepcopy(model.history),
         "state_dict": {k: v.detach().cpu() for k, v in model.network.state_dict().items()},
+        "student": None,
+        "student_state_dict": None,
     }
+    if model.student is not None:
+        payload["student"] = {"width": int(model.student.width),
+                              "head": int(model.student.head)}
+        payload["student_state_dict"] = {k: v.detach().cpu() for k, v in
+                                         model.student.state_dict().items()}
     payload["checksum"] = payload_checksum(payload)
     return payload
 
@@ -248,6 +262,9 @@ def from_bytes(data, *, device="auto", source="the model data"):
     except FloatingPointError as exc:
         raise ValueError(str(exc)) from None
     model.network.to(model.device)
+    model.student = _load_student(payload, fields["student"], source, model.device)
+    if model.student is not None:
+        model.student_width = model.student.width
     model.normalization = fields["normalization"]
     model.outlier_threshold = fields["normalization"]["outlier_threshold"]
     model.bright_threshold = fields["normalization"]["bright_threshold"]
@@ -255,6 +272,24 @@ def from_bytes(data, *, device="auto", source="the model data"):
     model.unit = fields["unit"]
     model.history = fields["history"]
     return model
+
+
+def _load_student(payload, config, source, device):
+    """The student of a model file's dict (None if it has none)."""
+    if config is None:
+        return None
+    from ._training import check_weights
+    from .network import StudentUNet
+    student = StudentUNet(**config)
+    try:
+        student.load_state_dict(payload.get("student_state_dict"))
+        check_weights(student, f"{source} (student)")
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{source}: the student's weights do not match its recorded "
+                         f"architecture ({exc})") from None
+    except FloatingPointError as exc:
+        raise ValueError(str(exc)) from None
+    return student.to(device).eval()
 
 
 def _fail(source, what):
@@ -286,7 +321,8 @@ def validate_metadata(payload, source="the model data"):
     -------
     dict
         ``constructor`` (keyword arguments of `~tdrdenoise.TDRModel`),
-        ``normalization``, ``unit`` and ``history``.
+        ``normalization``, ``unit``, ``history`` and ``student`` (the student's
+        settings, or None).
 
     Raises
     ------
@@ -325,6 +361,7 @@ def validate_metadata(payload, source="the model data"):
     norm.setdefault("bright_threshold", float("inf"))      # files of tdrdenoise < 0.2
     norm.setdefault("pixel_shuffle", 1)
     norm.setdefault("impulse_noise", False)
+    norm.setdefault("impulse_only", False)
     try:
         check_normalization(norm, source)
     except ValueError as exc:
@@ -344,5 +381,13 @@ def validate_metadata(payload, source="the model data"):
         _fail(source, "history must be a list of dicts with 'steps'")
     if not isinstance(payload.get("state_dict"), dict):
         _fail(source, "state_dict is missing")
+    student = payload.get("student")                        # formats 1 and 2: none
+    if student is not None:
+        if not isinstance(student, dict) or set(student) != {"width", "head"}:
+            _fail(source, f"student must be None or a dict of width and head; got {student!r}")
+        student = {key: _number(student, key, source, low=1, integer=True)
+                   for key in ("width", "head")}
+        if not isinstance(payload.get("student_state_dict"), dict):
+            _fail(source, "student_state_dict is missing")
     return {"constructor": constructor, "normalization": norm, "unit": unit,
-            "history": copy.deepcopy(history)}
+            "history": copy.deepcopy(history), "student": student}

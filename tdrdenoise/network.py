@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["PartialConv2d", "SelfToSelfUNet"]
+__all__ = ["PartialConv2d", "SelfToSelfUNet", "StudentUNet"]
 
 # elements of the random numbers drawn at once by in-place dropout (16 M)
 _CHUNK_ELEMENTS = 1 << 24
@@ -183,3 +183,73 @@ class SelfToSelfUNet(nn.Module):
         h = self._act(self.dec1[0](self._drop(h, rng)))
         h = self._act(self.dec1[1](self._drop(h, rng)))
         return self.dec1[2](self._drop(h, rng))
+
+
+class StudentUNet(nn.Module):
+    """A deterministic U-Net distilled from the Monte-Carlo ensemble of a
+    :class:`SelfToSelfUNet` (the fast path of :func:`~tdrdenoise.tdr_denoise`).
+
+    The teacher's layout (seven encoder convolutions with five 2x2 max-pools,
+    nearest-neighbour upsampling and skip concatenation) with plain convolutions,
+    no dropout, ``width`` encoder and ``2 * width`` decoder channels, and a
+    full-resolution head of ``head`` channels. The input has two channels, the
+    normalised image (zero where invalid) and its valid mask; the output has two,
+    the ensemble mean and the logarithm of the ensemble standard deviation.
+
+    Parameters
+    ----------
+    width : int, optional
+        Encoder channels; decoder levels use twice this.
+    head : int, optional
+        Channels of the first full-resolution decoder convolution (the next has half).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = StudentUNet()
+    >>> x = torch.zeros(1, 1, 64, 64)
+    >>> net(x, torch.ones_like(x)).shape
+    torch.Size([1, 2, 64, 64])
+    """
+
+    n_pools = 5
+
+    def __init__(self, width=24, head=32):
+        super().__init__()
+        self.width, self.head = int(width), int(head)
+        w, d, h = self.width, 2 * self.width, self.head
+        self.enc = nn.ModuleList([nn.Conv2d(2, w, 3, padding=1)] +
+                                 [nn.Conv2d(w, w, 3, padding=1) for _ in range(6)])
+        self.dec = nn.ModuleList()
+        for level in range(self.n_pools, 1, -1):
+            c_in = (w if level == self.n_pools else d) + w
+            self.dec.append(nn.ModuleList([nn.Conv2d(c_in, d, 3, padding=1),
+                                           nn.Conv2d(d, d, 3, padding=1)]))
+        self.dec1 = nn.ModuleList([nn.Conv2d(d + 2, h, 3, padding=1),
+                                   nn.Conv2d(h, h // 2, 3, padding=1),
+                                   nn.Conv2d(h // 2, 2, 3, padding=1)])
+
+    def _act(self, x):
+        return F.leaky_relu(x, 0.1, inplace=not torch.is_grad_enabled())
+
+    def forward(self, x, mask):
+        """Mean and log-std (channels 0 and 1) of the teacher's ensemble for ``x``.
+
+        ``x`` and ``mask`` have shape (N, 1, H, W) with H and W multiples of 32.
+        """
+        x = torch.cat([x * mask, mask], 1)
+        skips = [x]
+        h = self._act(self.enc[0](x))
+        for i in range(1, 6):
+            h = F.max_pool2d(self._act(self.enc[i](h)), 2)
+            skips.append(h)
+        h = self._act(self.enc[6](h))
+        skips.pop()
+        for convs in self.dec:
+            h = SelfToSelfUNet._up_cat(h, skips.pop())
+            for conv in convs:
+                h = self._act(conv(h))
+        h = SelfToSelfUNet._up_cat(h, skips.pop())
+        h = self._act(self.dec1[0](h))
+        h = self._act(self.dec1[1](h))
+        return self.dec1[2](h)

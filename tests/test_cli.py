@@ -287,9 +287,10 @@ def test_train_checkpoint_options(trained, monkeypatch, tmp_path, capsys):
     calls = []
 
     def fit(self, image, steps=10, seed=None, learning_rate=None, progress=None,
-            checkpoint=None, checkpoint_every=None):
+            checkpoint=None, checkpoint_every=None, distil_steps=None):
         calls.append({"checkpoint": checkpoint, "checkpoint_every": checkpoint_every})
-        return real_fit(self, image, steps=steps, seed=seed, progress=progress)
+        return real_fit(self, image, steps=steps, seed=seed, progress=progress,
+                        distil_steps=distil_steps)
 
     monkeypatch.setattr(TDRModel, "fit", fit)
     base = ["train", frames[0], "--steps", "1", "--patch-size", "32", "--batch-size", "2",

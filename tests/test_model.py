@@ -213,6 +213,11 @@ def test_cuda_agrees_with_cpu(tmp_path):
     cpu_mean, _ = model.predict(image, n_predictions=2, seed=0, progress=False)
     gpu_mean, _ = on_gpu.predict(image, n_predictions=2, seed=0, progress=False)
     np.testing.assert_allclose(gpu_mean, cpu_mean, rtol=0, atol=1e-3 * np.ptp(image))
+    # the distilled student is deterministic: the same result on both devices
+    cpu_fast, cpu_std = model.predict(image, method="student")
+    gpu_fast, gpu_std = on_gpu.predict(image, method="student")
+    np.testing.assert_allclose(gpu_fast, cpu_fast, rtol=0, atol=1e-3 * np.ptp(image))
+    np.testing.assert_allclose(gpu_std, cpu_std, rtol=1e-2, atol=1e-4 * np.ptp(image))
 
 
 def test_small_image_smaller_than_patch():

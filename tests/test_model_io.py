@@ -124,15 +124,15 @@ def test_load_malformed_metadata(tmp_path, tiny_model, changes):
         TDRModel.load(bad)
 
 
-def test_format_version_is_2():
-    assert FILE_FORMAT_VERSION == 2
+def test_format_version_is_3():
+    assert FILE_FORMAT_VERSION == 3
 
 
 def test_checksum_stored(tmp_path, tiny_model):
     path = tmp_path / "m.tdr"
     tiny_model.save(path)
     payload = torch.load(path, weights_only=True)
-    assert payload["format_version"] == 2
+    assert payload["format_version"] == 3
     assert payload["checksum"] == payload_checksum(payload)
     assert len(payload["checksum"]) == 64
 

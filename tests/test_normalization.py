@@ -128,7 +128,7 @@ def test_1e4_sigma_pixel_does_not_spoil_the_model():
 # ---------------------------------------------------------------- bright structure
 from scipy import ndimage  # noqa: E402
 
-from tdrdenoise._noise import neighbour_correlation  # noqa: E402
+from tdrdenoise._noise import neighbour_correlation, white_fraction  # noqa: E402
 from tdrdenoise._normalization import (BRIGHT_THRESHOLD, bright_pixels,  # noqa: E402
                                        choose_shuffle, impulse_fraction)
 
@@ -194,6 +194,18 @@ def test_neighbour_correlation():
     assert neighbour_correlation(np.ones((8, 8))) == 0.0
 
 
+def test_white_fraction():
+    field = smooth_field((128, 128))
+    white = np.random.default_rng(0).normal(size=field.shape)
+    assert white_fraction(field) < 0.1            # a smooth signal alone
+    assert white_fraction(white) > 0.9             # white noise alone
+    assert 0.2 < white_fraction(field + 0.05 * white) < 0.6
+    invalid = np.zeros(field.shape, bool)
+    invalid[:, :64] = True
+    assert white_fraction(np.where(invalid, 1e6, field), invalid) < 0.1
+    assert white_fraction(np.ones((8, 8))) == 1.0  # no differences: cannot tell
+
+
 def test_choose_shuffle():
     none = np.zeros((128, 128), bool)
     field = smooth_field((128, 128))
@@ -254,3 +266,27 @@ def test_impulse_noise_pixels_are_inpainted():
     # white Gaussian noise is not impulse noise
     plain = TDRModel(**TINY).fit(image(), steps=1, seed=0, progress=False)
     assert plain.normalization["impulse_noise"] is False
+
+
+def test_pure_impulse_noise_changes_only_the_impulses():
+    rng = np.random.default_rng(4)
+    clean = smooth_field((96, 96))
+    noisy = clean.copy()
+    hit = rng.random(clean.shape) < 0.05
+    noisy[hit] = rng.choice([-3.0, 3.0], hit.sum())
+    model = TDRModel(**TINY).fit(noisy, steps=3, seed=0, progress=False)
+    norm = model.normalization
+    assert norm["impulse_noise"] is True and norm["impulse_only"] is True
+    out = tdr_denoise(noisy, model, R=np.inf, fine_tune_steps=0, **FAST)
+    _, _, _, impulse = network_input(noisy, np.zeros(noisy.shape, bool), norm)
+    # the spared pixels carry no noise: they come back bit for bit
+    np.testing.assert_array_equal(out[~impulse], noisy[~impulse])
+    assert (out[hit & impulse] != noisy[hit & impulse]).all()
+    # so does predict's mean
+    mean, _ = model.predict(noisy, **FAST)
+    np.testing.assert_array_equal(mean[~impulse], noisy[~impulse])
+    # impulses among white noise: every pixel is denoised
+    mixed = TDRModel(**TINY).fit(noisy + rng.normal(0, 0.05, clean.shape), steps=1,
+                                 seed=0, progress=False)
+    assert mixed.normalization["impulse_noise"] is True
+    assert mixed.normalization["impulse_only"] is False

@@ -1,0 +1,244 @@
+"""The fast path: a deterministic student distilled from the Monte-Carlo ensemble.
+
+After :meth:`TDRModel.fit <tdrdenoise.TDRModel.fit>` the teacher (the Self2Self
+network) predicts its training image once with the full ensemble; a
+:class:`~tdrdenoise.network.StudentUNet` then learns, on random crops of that image
+with their eight flips/transposes, to map the noisy image to the ensemble mean and the
+logarithm of the ensemble standard deviation. One student pass then stands for the
+``n_predictions`` masked and dropout-randomised passes of the teacher.
+"""
+import math
+import time
+
+import numpy as np
+import torch
+
+from ._ensemble import (dihedral, pad_to_grid, seeded_ensemble, shuffle_merge,
+                        shuffle_split, tiled_apply)
+from ._progress import progress_bar
+from ._training import LR_FLOOR, check_weights, crop_positions
+from .network import StudentUNet
+
+__all__ = []
+
+#: Teacher passes whose mean and spread the student learns (as many as the default
+#: ensemble's).
+TEACHER_PASSES = 16
+#: Images larger than this many pixels get their targets on :data:`TARGET_WINDOWS`
+#: windows of :data:`TARGET_CORE` pixels (plus :data:`TARGET_MARGIN` of context on
+#: each side) instead of whole: a 4096 x 4096 image would cost the teacher's full
+#: ensemble over it (a quarter of an hour on two cores).
+TARGET_BUDGET = 640 * 640
+TARGET_WINDOWS = 4
+TARGET_CORE = 256
+TARGET_MARGIN = 64
+#: Side of the student's training crops and crops per step.
+STUDENT_PATCH = 128
+STUDENT_BATCH = 4
+#: Weight of the log-std term in the student's loss (the mean term has weight 1).
+STD_WEIGHT = 0.1
+#: Floor of the teacher's std (in noise sigmas) before its logarithm is taken.
+_STD_FLOOR = 1e-3
+#: The ways :func:`~tdrdenoise.tdr_denoise` and :meth:`~tdrdenoise.TDRModel.predict`
+#: can predict.
+METHODS = ("auto", "student", "ensemble")
+
+
+def resolve_method(model, method, n_predictions, fine_tune_steps):
+    """``"student"`` or ``"ensemble"`` for a prediction with these options.
+
+    ``"auto"`` takes the student when the model has one and neither
+    ``n_predictions`` nor ``fine_tune_steps`` (options of the ensemble) was given.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method, ``"student"`` on a model without one, or ensemble
+        options given with ``"student"``.
+    """
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; "
+                         f"got {method!r}")
+    given = [name for name, value in (("n_predictions", n_predictions),
+                                      ("fine_tune_steps", fine_tune_steps))
+             if value is not None]
+    if method == "auto":
+        return "student" if model.student is not None and not given else "ensemble"
+    if method == "student":
+        if model.student is None:
+            raise ValueError("method='student' needs a model with a distilled student: "
+                             "fit it with distil_steps > 0 or call model.distil(image); "
+                             "method='ensemble' works with any model")
+        if given:
+            raise ValueError(f"{' and '.join(given)} apply to method='ensemble', not to "
+                             "the student's single pass")
+    return method
+
+
+def teacher_targets(model, z, valid, *, n_predictions, seed, tile_size, progress=None):
+    """The teacher ensemble's mean and std of a normalised image, in noise sigmas
+    (float32), on the pixel-shuffled sub-images the teacher works on."""
+    means, stds = [], []
+    for k, (zk, vk) in enumerate(zip(shuffle_split(z, model.stride),
+                                     shuffle_split(valid, model.stride))):
+        m, sd = seeded_ensemble(model.network, zk, vk, n_predictions=n_predictions,
+                                seed=(seed + k) % 2**63, keep_prob=model.keep_prob,
+                                device=model.device, tile_size=tile_size,
+                                progress=progress)
+        means.append(m)
+        stds.append(sd)
+    return (shuffle_merge(means, z.shape, model.stride, np.float32),
+            shuffle_merge(stds, z.shape, model.stride, np.float32))
+
+
+def _windowed_targets(model, z, valid, target, rng, *, n_predictions, tile_size,
+                      progress):
+    """Teacher targets over the whole image, or over a few windows of a large one
+    (``target`` is then cut down to the windows' cores)."""
+    seed = int(rng.integers(2**62))
+    h, w = z.shape
+    if h * w <= TARGET_BUDGET:
+        mean, std = teacher_targets(model, z, valid, n_predictions=n_predictions,
+                                    seed=seed, tile_size=tile_size, progress=progress)
+        return mean, std, target
+    c, m = TARGET_CORE, TARGET_MARGIN
+    cells = [(y, x) for y in range(0, max(h - c, 0) + 1, c)
+             for x in range(0, max(w - c, 0) + 1, c)]
+    order = rng.permutation(len(cells))
+    picked = [cells[i] for i in order
+              if target[cells[i][0]:cells[i][0] + c, cells[i][1]:cells[i][1] + c].mean()
+              >= 0.5][:TARGET_WINDOWS]
+    if not picked:  # sparse valid pixels: the cells with the most of them
+        picked = sorted(cells, key=lambda yx: -target[yx[0]:yx[0] + c,
+                                                      yx[1]:yx[1] + c].sum())[:TARGET_WINDOWS]
+    mean = np.zeros(z.shape, np.float32)
+    std = np.ones(z.shape, np.float32)
+    inside = np.zeros(z.shape, bool)
+    for k, (y, x) in enumerate(picked):
+        ya, xa, yb, xb = max(y - m, 0), max(x - m, 0), min(y + c + m, h), min(x + c + m, w)
+        wm, ws = teacher_targets(model, z[ya:yb, xa:xb], valid[ya:yb, xa:xb],
+                                 n_predictions=n_predictions, seed=(seed + 97 * k) % 2**62,
+                                 tile_size=tile_size, progress=progress)
+        core = (slice(y - ya, y - ya + c), slice(x - xa, x - xa + c))
+        mean[y:y + c, x:x + c] = wm[core]
+        std[y:y + c, x:x + c] = ws[core]
+        inside[y:y + c, x:x + c] = True
+    return mean, std, target & inside
+
+
+def distil(model, z, valid, target=None, *, steps, seed, width, learning_rate=1e-3,
+           n_predictions=TEACHER_PASSES, tile_size=1024, progress=None):
+    """Train a :class:`~tdrdenoise.network.StudentUNet` to reproduce ``model``'s
+    ensemble on the normalised training image ``z``.
+
+    ``valid`` flags the pixels both networks see; ``target`` those whose ensemble
+    values the student learns (default ``valid``; the impulse pixels the teacher
+    inpaints are added to it).
+
+    Returns
+    -------
+    student : StudentUNet
+        In evaluation mode, on the model's device.
+    record : dict
+        The history record of the distillation.
+    """
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    target = valid if target is None else target
+    mean, std, target = _windowed_targets(model, z, valid, target, rng,
+                                          n_predictions=n_predictions,
+                                          tile_size=tile_size, progress=progress)
+    log_std = np.log(np.maximum(np.nan_to_num(std, nan=_STD_FLOOR), _STD_FLOOR))
+    p = STUDENT_PATCH
+    arrays = [np.where(valid, z, 0).astype(np.float32), valid, mean, log_std, target]
+    h, w = z.shape
+    if h < p or w < p:  # small images: pad once with invalid pixels
+        pad = ((0, max(p - h, 0)), (0, max(p - w, 0)))
+        arrays = [np.pad(a, pad) for a in arrays]
+    tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+    ys, xs = crop_positions(arrays[4], p)
+    device = model.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(int(rng.integers(2**62)))
+        student = StudentUNet(width).to(device)
+    student.train()
+    opt = torch.optim.Adam(student.parameters(), lr=learning_rate)
+    losses = []
+    bar = progress_bar(steps, "tdrdenoise distil", progress)
+    try:
+        for step in range(steps):
+            frac = step / max(steps - 1, 1)
+            for group in opt.param_groups:
+                group["lr"] = learning_rate * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 *
+                                               (1 + math.cos(math.pi * frac)))
+            batch = [[] for _ in tensors]
+            for i in rng.integers(len(ys), size=STUDENT_BATCH):
+                t = int(rng.integers(8))
+                for part, a in zip(batch, tensors):
+                    part.append(dihedral(a[ys[i]:ys[i] + p, xs[i]:xs[i] + p], t))
+            x, v, m, s, w = (torch.stack(part)[:, None].to(device) for part in batch)
+            w = w.float()
+            out = student(x, v.float())
+            err = (out[:, :1] - m) ** 2 + STD_WEIGHT * (out[:, 1:] - s) ** 2
+            loss = (err * w).sum() / w.sum().clamp(min=1)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"the distillation loss is {value} at step "
+                                         f"{step + 1} of {steps}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(value)
+            bar.update()
+    finally:
+        bar.close()
+    check_weights(student, "the distilled student")
+    student.eval()
+    record = {"action": "distil", "steps": int(steps), "seed": seed,
+              "learning_rate": learning_rate, "patch_size": p, "batch_size": STUDENT_BATCH,
+              "teacher_passes": int(n_predictions), "width": int(width),
+              "seconds": round(time.perf_counter() - t0, 3),
+              "final_loss": float(np.mean(losses[-50:])) if losses else None}
+    return student, record
+
+
+def distil_model(model, z, seen, impulse, *, steps, seed, progress=None):
+    """Distil ``model``'s student on the output of :meth:`TDRModel.network_input
+    <tdrdenoise.TDRModel.network_input>` and attach it (:meth:`TDRModel.distil
+    <tdrdenoise.TDRModel.distil>`); the record goes into the last ``fit`` record of
+    the history, or is appended."""
+    student, record = distil(model, z, seen, seen | impulse, steps=steps, seed=seed,
+                             width=model.student_width, progress=progress)
+    model.student = student
+    if model.history and model.history[-1].get("action") == "fit" \
+            and "distil" not in model.history[-1]:
+        model.history[-1]["distil"] = record
+    else:
+        model.history.append(record)
+    return model
+
+
+def student_predict(student, z, valid, *, device, tile_size):
+    """One student pass over a normalised image: (mean, std) in noise sigmas
+    (float32), computed tile by tile."""
+    zt = torch.from_numpy(np.where(valid, z, 0).astype(np.float32))
+    vt = torch.from_numpy(np.asarray(valid))
+    zt, vt, crop = pad_to_grid(zt, vt)
+    channels_last = torch.device(device).type == "cpu"
+    if channels_last:
+        student.to(memory_format=torch.channels_last)
+
+    def fn(x, mask):
+        out = student(x.to(device), mask.to(device))
+        return out.float().cpu()
+
+    student.eval()
+    try:
+        with torch.inference_mode():
+            out = tiled_apply(fn, zt, vt.float(), tile_size, channels=2)
+    finally:
+        if channels_last:
+            student.to(memory_format=torch.contiguous_format)
+    mean = out[0][crop].numpy().astype(np.float32)
+    std = np.exp(out[1][crop].numpy()).astype(np.float32)
+    return mean, std
