@@ -15,6 +15,7 @@ import torch
 
 from ._ensemble import (dihedral, pad_to_grid, seeded_ensemble, shuffle_merge,
                         shuffle_split, tiled_apply)
+from ._normalization import replaced_pixels
 from ._progress import progress_bar
 from ._training import LR_FLOOR, check_weights, crop_positions
 from .network import StudentUNet
@@ -93,14 +94,15 @@ def teacher_targets(model, z, valid, *, n_predictions, seed, tile_size, progress
 
 def _windowed_targets(model, z, valid, target, rng, *, n_predictions, tile_size,
                       progress):
-    """Teacher targets over the whole image, or over a few windows of a large one
-    (``target`` is then cut down to the windows' cores)."""
+    """Teacher targets over the whole image, or over a few windows of a large one:
+    (mean, std, target, region), ``target`` cut down to ``region``, the windows'
+    cores (everywhere for a whole image)."""
     seed = int(rng.integers(2**62))
     h, w = z.shape
     if h * w <= TARGET_BUDGET:
         mean, std = teacher_targets(model, z, valid, n_predictions=n_predictions,
                                     seed=seed, tile_size=tile_size, progress=progress)
-        return mean, std, target
+        return mean, std, target, np.ones(z.shape, bool)
     c, m = TARGET_CORE, TARGET_MARGIN
     cells = [(y, x) for y in range(0, max(h - c, 0) + 1, c)
              for x in range(0, max(w - c, 0) + 1, c)]
@@ -123,7 +125,7 @@ def _windowed_targets(model, z, valid, target, rng, *, n_predictions, tile_size,
         mean[y:y + c, x:x + c] = wm[core]
         std[y:y + c, x:x + c] = ws[core]
         inside[y:y + c, x:x + c] = True
-    return mean, std, target & inside
+    return mean, std, target & inside, inside
 
 
 def distil(model, z, valid, target=None, *, steps, seed, width, learning_rate=1e-3,
@@ -132,8 +134,8 @@ def distil(model, z, valid, target=None, *, steps, seed, width, learning_rate=1e
     ensemble on the normalised training image ``z``.
 
     ``valid`` flags the pixels both networks see; ``target`` those whose ensemble
-    values the student learns (default ``valid``; the impulse pixels the teacher
-    inpaints are added to it).
+    values the student learns (default ``valid``): the pixels whose values the
+    network's output replaces. Crops are drawn where ``valid | target``.
 
     Returns
     -------
@@ -145,18 +147,19 @@ def distil(model, z, valid, target=None, *, steps, seed, width, learning_rate=1e
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     target = valid if target is None else target
-    mean, std, target = _windowed_targets(model, z, valid, target, rng,
+    mean, std, target, region = _windowed_targets(model, z, valid, target, rng,
                                           n_predictions=n_predictions,
                                           tile_size=tile_size, progress=progress)
     log_std = np.log(np.maximum(np.nan_to_num(std, nan=_STD_FLOOR), _STD_FLOOR))
     p = STUDENT_PATCH
-    arrays = [np.where(valid, z, 0).astype(np.float32), valid, mean, log_std, target]
+    arrays = [np.where(valid, z, 0).astype(np.float32), valid, mean, log_std, target,
+              (valid | target) & region]
     h, w = z.shape
     if h < p or w < p:  # small images: pad once with invalid pixels
         pad = ((0, max(p - h, 0)), (0, max(p - w, 0)))
         arrays = [np.pad(a, pad) for a in arrays]
-    tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
-    ys, xs = crop_positions(arrays[4], p)
+    tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays[:5]]
+    ys, xs = crop_positions(arrays[5], p)
     device = model.device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(int(rng.integers(2**62)))
@@ -207,7 +210,10 @@ def distil_model(model, z, seen, impulse, *, steps, seed, progress=None):
     <tdrdenoise.TDRModel.network_input>` and attach it (:meth:`TDRModel.distil
     <tdrdenoise.TDRModel.distil>`); the record goes into the last ``fit`` record of
     the history, or is appended."""
-    student, record = distil(model, z, seen, seen | impulse, steps=steps, seed=seed,
+    # the student learns the pixels whose values its output will replace (for pure
+    # impulse noise the impulses alone, whose inpainting is then all that matters)
+    target = replaced_pixels(model.normalization, seen, impulse)
+    student, record = distil(model, z, seen, target, steps=steps, seed=seed,
                              width=model.student_width, progress=progress)
     model.student = student
     if model.history and model.history[-1].get("action") == "fit" \

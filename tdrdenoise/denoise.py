@@ -72,13 +72,15 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
       * ``mask`` is the input mask OR the invalid (NaN/inf) pixels OR the restored
         pixels; pass ``return_restored_mask=True`` to get the restored pixels alone;
       * ``uncertainty`` is a `~astropy.nddata.StdDevUncertainty`: the ensemble
-        standard deviation (or the student's estimate of it) for denoised pixels; for restored and invalid pixels the
-        input's own uncertainty, or, when the input has none, the model's noise
-        estimate for restored pixels (they are raw data) and NaN for invalid ones;
+        standard deviation (or the student's estimate of it) for denoised pixels;
+        for restored and invalid pixels the input's own uncertainty, or, when the
+        input has none, the model's noise estimate for restored pixels (they are raw
+        data) and NaN for invalid ones;
       * ``meta`` gains, ccdproc-style, a card ``TDRDENOI`` (pointed to by
-        ``HIERARCH TDR_DENOISE`` in FITS headers) with R, the model and the ensemble
-        settings (``method=student`` or the ensemble's), and ``TDRRFRAC``, the fraction of the valid pixels that were
-        restored (see ``add_keyword``). Maps also get a ``history`` line.
+        ``HIERARCH TDR_DENOISE`` in FITS headers) with R, the model and the method
+        (``method=student``, or the ensemble's settings), and ``TDRRFRAC``, the
+        fraction of the valid pixels that were restored (see ``add_keyword``). Maps
+        also get a ``history`` line.
 
     Invalid pixels (NaN, inf, masked) are hidden from the network and come out
     untouched. So do extreme pixels, farther than the model's ``outlier_threshold``

@@ -18,7 +18,7 @@ from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, make_normaliza
                              network_input, noise_in_image_unit)
 from ._predict import DEFAULT_N_PREDICTIONS, predict_arrays, predict_image
 from ._training import checkpoint_seed, fine_tune_arrays, new_seed, train_model
-from ._validate import check_model_settings
+from ._validate import check_int, check_model_settings
 from .model_io import FILE_FORMAT_VERSION  # noqa: F401  (kept importable from here)
 from .network import SelfToSelfUNet
 from .utils import resolve_device
@@ -85,6 +85,9 @@ class TDRModel:
         every second pixel the neighbours are two pixels apart. ``"auto"`` (default)
         measures the correlation of the training image's noise and takes 2 when it
         exceeds 0.3, else 1 (white noise).
+    student_width : int, optional
+        Encoder channels of the student that :meth:`fit` distils (see
+        :meth:`distil`); its decoder has twice as many.
 
     Attributes
     ----------
@@ -96,6 +99,8 @@ class TDRModel:
         ``pixel_shuffle``. None before :meth:`fit`.
     unit : `~astropy.units.Unit` or None
         Unit of the training image.
+    student : `~tdrdenoise.network.StudentUNet` or None
+        The student distilled from the network's ensemble (None without one).
     history : list of dict
         One record per :meth:`fit` or :meth:`fine_tune` call (steps, seed, seconds,
         final loss, image shape).
@@ -137,9 +142,7 @@ class TDRModel:
         self.history = []
         self.path = None
         self._net = SelfToSelfUNet(width, dropout).to(self.device)
-        if isinstance(student_width, bool) or int(student_width) < 1:
-            raise ValueError(f"student_width must be a positive integer; got {student_width!r}")
-        self.student_width = int(student_width)
+        self.student_width = check_int(student_width, "student_width", minimum=1)
         self.student = None
 
     # ------------------------------------------------------------------ helpers
@@ -163,7 +166,9 @@ class TDRModel:
     def fingerprint(self):
         """Short SHA-256 of the weights: names the model in provenance records."""
         digest = hashlib.sha256()
-        nets = [("", self._net)] + ([("student.", self.student)] if self.student else [])
+        nets = [("", self._net)]
+        if self.student is not None:
+            nets.append(("student.", self.student))
         for prefix, net in nets:
             for name, tensor in sorted(net.state_dict().items()):
                 digest.update((prefix + name).encode())
