@@ -18,7 +18,7 @@ deviation (0.683 for a calibrated Gaussian uncertainty). Also:
 - scale-out: ``denoise_files`` over a dask LocalCluster of 1 and of 2 single-thread
   workers, files per minute and their ratio.
 
-Run ``python benchmarks/run_benchmarks.py`` (about 35 minutes on 2 cores); it writes
+Run ``python benchmarks/run_benchmarks.py`` (over an hour on 2 cores); it writes
 ``benchmarks/results/benchmark.json``, ``benchmark.md`` and ``benchmark.rst``.
 ``--quick`` runs a tiny smoke version of everything in a minute.
 """
