@@ -230,7 +230,7 @@ def build_parser():
         "demo", help="train, denoise and restore built-in synthetic data",
         description="Run the whole method on generated data with known truth (a synthetic "
                     "solar granulation image): train on one image, denoise another, "
-                    "restore, print the scores and write a figure. About 20 seconds on "
+                    "restore, print the scores and write a figure. About 70 seconds on "
                     "a laptop CPU.")
     p.add_argument("--steps", type=positive_int, default=None,
                    help="training steps (default: the demo's own, a few hundred)")

@@ -13,8 +13,7 @@ import time
 import numpy as np
 import torch
 
-from ._ensemble import (dihedral, pad_to_grid, seeded_ensemble, shuffle_merge,
-                        shuffle_split, tiled_apply)
+from ._ensemble import dihedral, pad_to_grid, shuffled_ensemble, tiled_apply
 from ._normalization import replaced_pixels
 from ._progress import progress_bar
 from ._training import LR_FLOOR, check_weights, crop_positions
@@ -79,17 +78,10 @@ def resolve_method(model, method, n_predictions, fine_tune_steps):
 def teacher_targets(model, z, valid, *, n_predictions, seed, tile_size, progress=None):
     """The teacher ensemble's mean and std of a normalised image, in noise sigmas
     (float32), on the pixel-shuffled sub-images the teacher works on."""
-    means, stds = [], []
-    for k, (zk, vk) in enumerate(zip(shuffle_split(z, model.stride),
-                                     shuffle_split(valid, model.stride))):
-        m, sd = seeded_ensemble(model.network, zk, vk, n_predictions=n_predictions,
-                                seed=(seed + k) % 2**63, keep_prob=model.keep_prob,
-                                device=model.device, tile_size=tile_size,
-                                progress=progress)
-        means.append(m)
-        stds.append(sd)
-    return (shuffle_merge(means, z.shape, model.stride, np.float32),
-            shuffle_merge(stds, z.shape, model.stride, np.float32))
+    return shuffled_ensemble(model.network, z, valid, stride=model.stride,
+                             n_predictions=n_predictions, seed=seed,
+                             keep_prob=model.keep_prob, device=model.device,
+                             tile_size=tile_size, progress=progress)
 
 
 def _windowed_targets(model, z, valid, target, rng, *, n_predictions, tile_size,
@@ -147,9 +139,9 @@ def distil(model, z, valid, target=None, *, steps, seed, width, learning_rate=1e
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     target = valid if target is None else target
-    mean, std, target, region = _windowed_targets(model, z, valid, target, rng,
-                                          n_predictions=n_predictions,
-                                          tile_size=tile_size, progress=progress)
+    mean, std, target, region = _windowed_targets(
+        model, z, valid, target, rng, n_predictions=n_predictions, tile_size=tile_size,
+        progress=progress)
     log_std = np.log(np.maximum(np.nan_to_num(std, nan=_STD_FLOOR), _STD_FLOOR))
     p = STUDENT_PATCH
     arrays = [np.where(valid, z, 0).astype(np.float32), valid, mean, log_std, target,

@@ -183,3 +183,19 @@ def seeded_ensemble(net, z, valid, *, n_predictions, seed, keep_prob, device, ti
         return mc_ensemble(net, z, valid, n_predictions=n_predictions, keep_prob=keep_prob,
                            generator=gen, device=device, tile_size=tile_size,
                            progress=progress)
+
+
+def shuffled_ensemble(net, z, valid, *, stride, n_predictions, seed, keep_prob, device,
+                      tile_size, progress=None):
+    """:func:`seeded_ensemble` over the ``stride**2`` pixel-shuffled sub-images of a
+    normalised image (sub-image ``k`` seeded ``seed + k``), merged back: (mean, std)
+    in noise sigmas (float32)."""
+    means, stds = [], []
+    for k, (zk, vk) in enumerate(zip(shuffle_split(z, stride), shuffle_split(valid, stride))):
+        m, sd = seeded_ensemble(net, zk, vk, n_predictions=n_predictions,
+                                seed=(seed + k) % 2**63, keep_prob=keep_prob, device=device,
+                                tile_size=tile_size, progress=progress)
+        means.append(m)
+        stds.append(sd)
+    return (shuffle_merge(means, z.shape, stride, np.float32),
+            shuffle_merge(stds, z.shape, stride, np.float32))

@@ -35,10 +35,7 @@ def difference_noise(data, invalid=None):
     >>> round(difference_noise(noise), 1)
     2.0
     """
-    data = np.asarray(data)
-    bad = ~np.isfinite(data)
-    if invalid is not None:
-        bad = bad | np.asarray(invalid, bool)
+    data, bad = _data_and_bad(data, invalid)
     d = _lag_differences(data, bad, 1)
     if d.size == 0:
         return 0.0
@@ -46,6 +43,15 @@ def difference_noise(data, invalid=None):
     if not sigma > 0:
         sigma = float(np.std(d) / np.sqrt(2.0))
     return sigma
+
+
+def _data_and_bad(data, invalid):
+    """``data`` as an array and the pixels to leave out (non-finite or ``invalid``)."""
+    data = np.asarray(data)
+    bad = ~np.isfinite(data)
+    if invalid is not None:
+        bad = bad | np.asarray(invalid, bool)
+    return data, bad
 
 
 def _lag_differences(data, bad, lag):
@@ -103,10 +109,7 @@ def neighbour_correlation(data, invalid=None, far=3):
     >>> neighbour_correlation(correlated) > 0.5
     True
     """
-    data = np.asarray(data)
-    bad = ~np.isfinite(data)
-    if invalid is not None:
-        bad = bad | np.asarray(invalid, bool)
+    data, bad = _data_and_bad(data, invalid)
     near = _lag_differences(data, bad, 1)
     wide = _lag_differences(data, bad, int(far))
     if near.size < 2 or wide.size < 2:
@@ -152,10 +155,7 @@ def white_fraction(data, invalid=None):
     >>> white_fraction(noisy) > 0.9
     True
     """
-    data = np.asarray(data)
-    bad = ~np.isfinite(data)
-    if invalid is not None:
-        bad = bad | np.asarray(invalid, bool)
+    data, bad = _data_and_bad(data, invalid)
     near = _lag_differences(data, bad, 1)
     wide = _lag_differences(data, bad, 2)
     if near.size < 2 or wide.size < 2:

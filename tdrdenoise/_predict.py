@@ -10,7 +10,7 @@ from astropy import units as u
 
 from ._containers import check_image, unpack
 from ._distil import resolve_method, student_predict
-from ._ensemble import seeded_ensemble, shuffle_merge, shuffle_split
+from ._ensemble import shuffled_ensemble
 from ._normalization import inverse, inverse_std, replaced_pixels
 from ._training import new_seed
 
@@ -54,16 +54,9 @@ def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predicti
     if n_predictions < 1:
         raise ValueError(f"n_predictions must be at least 1; got {n_predictions}")
     seed = new_seed() if seed is None else int(seed)
-    means, stds = [], []
-    for k, (zk, vk) in enumerate(zip(shuffle_split(z, model.stride),
-                                     shuffle_split(valid, model.stride))):
-        m, sd = seeded_ensemble(model.network, zk, vk, n_predictions=n_predictions,
-                                seed=(seed + k) % 2**63, keep_prob=model.keep_prob,
-                                device=model.device, tile_size=tile_size,
-                                progress=progress)
-        means.append(m)
-        stds.append(sd)
-    zm = shuffle_merge(means, z.shape, model.stride, np.float32)
-    zs = shuffle_merge(stds, z.shape, model.stride, np.float32)
+    zm, zs = shuffled_ensemble(model.network, z, valid, stride=model.stride,
+                               n_predictions=n_predictions, seed=seed,
+                               keep_prob=model.keep_prob, device=model.device,
+                               tile_size=tile_size, progress=progress)
     return (inverse(zm, norm, factor),
             inverse_std(zm, zs, norm, factor))
