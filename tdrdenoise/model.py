@@ -86,7 +86,7 @@ class TDRModel:
         measures the correlation of the training image's noise and takes 2 when it
         exceeds 0.3, else 1 (white noise).
     student_width : int, optional
-        Encoder channels of the student that :meth:`fit` distils (see
+        Encoder channels (at least 2) of the student that :meth:`fit` distils (see
         :meth:`distil`); its decoder has twice as many.
 
     Attributes
@@ -142,7 +142,7 @@ class TDRModel:
         self.history = []
         self.path = None
         self._net = SelfToSelfUNet(width, dropout).to(self.device)
-        self.student_width = check_int(student_width, "student_width", minimum=1)
+        self.student_width = check_int(student_width, "student_width", minimum=2)
         self.student = None
 
     # ------------------------------------------------------------------ helpers

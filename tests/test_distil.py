@@ -191,3 +191,10 @@ def test_large_images_get_targets_on_windows(monkeypatch, pair):
     assert all(h <= 64 and w <= 64 for h, w in shapes)
     mean, std = model.predict(image, method="student")
     assert np.isfinite(mean[:, 40:]).all() and (std[:, 40:] > 0).all()
+
+
+def test_student_width_checked():
+    with pytest.raises(ValueError, match="student_width"):
+        TDRModel(student_width=1)
+    with pytest.raises(TypeError, match="student_width"):
+        TDRModel(student_width=True)
