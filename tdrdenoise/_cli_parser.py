@@ -9,6 +9,7 @@ import numpy as np
 from astropy import units as u
 
 from . import __version__
+from ._distil import METHODS
 from ._validate import check_seed
 from .model import (DEFAULT_DISTIL_STEPS, DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS,
                     DEFAULT_STEPS, DEFAULT_TILE_SIZE)
@@ -184,7 +185,7 @@ def build_parser():
                    help="replace existing outputs (inputs are never replaced)")
     p.add_argument("--hdu", type=hdu_option, default=None, help="HDU index or name to read")
     p.add_argument("--unit", default=None, help="unit of the pixel values, overriding BUNIT")
-    p.add_argument("--method", choices=["auto", "student", "ensemble"], default="auto",
+    p.add_argument("--method", choices=list(METHODS), default="auto",
                    help="student: one pass of the model's distilled student (fast); "
                         "ensemble: fine-tuning and the Monte-Carlo dropout ensemble of the "
                         "paper (about 16 times slower); auto (default): the student when "

@@ -13,7 +13,8 @@ import time
 import numpy as np
 import torch
 
-from ._ensemble import dihedral, pad_to_grid, shuffled_ensemble, tiled_apply
+from ._ensemble import (dihedral, inference_layout, pad_to_grid, shuffled_ensemble,
+                        tiled_apply)
 from ._normalization import replaced_pixels
 from ._progress import progress_bar
 from ._training import LR_FLOOR, check_weights, crop_positions
@@ -222,21 +223,14 @@ def student_predict(student, z, valid, *, device, tile_size):
     zt = torch.from_numpy(np.where(valid, z, 0).astype(np.float32))
     vt = torch.from_numpy(np.asarray(valid))
     zt, vt, crop = pad_to_grid(zt, vt)
-    channels_last = torch.device(device).type == "cpu"
-    if channels_last:
-        student.to(memory_format=torch.channels_last)
 
     def fn(x, mask):
         out = student(x.to(device), mask.to(device))
         return out.float().cpu()
 
     student.eval()
-    try:
-        with torch.inference_mode():
-            out = tiled_apply(fn, zt, vt.float(), tile_size, channels=2)
-    finally:
-        if channels_last:
-            student.to(memory_format=torch.contiguous_format)
+    with inference_layout(student, device), torch.inference_mode():
+        out = tiled_apply(fn, zt, vt.float(), tile_size, channels=2)
     mean = out[0][crop].numpy().astype(np.float32)
     std = np.exp(out[1][crop].numpy()).astype(np.float32)
     return mean, std

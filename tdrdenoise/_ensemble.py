@@ -9,6 +9,8 @@ of context wider than half the network's receptive field, with tile origins on t
 network's pooling grid. Each output pixel is then computed from exactly the input an
 untiled pass would use, so tiles leave no seams and need no blending.
 """
+import contextlib
+
 import numpy as np
 import torch
 
@@ -88,6 +90,24 @@ def tiled_apply(fn, z, m, tile_size, margin=RECEPTIVE_MARGIN, channels=None):
     return out if channels else out[0]
 
 
+@contextlib.contextmanager
+def inference_layout(net, device):
+    """Hold ``net``'s parameters channels-last within the block on a CPU.
+
+    oneDNN convolves channels-last tensors about twice as fast, with no reordered
+    copies of the activations (measured in benchmarks/); the parameters go back to
+    the contiguous layout after the block.
+    """
+    channels_last = torch.device(device).type == "cpu"
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+    try:
+        yield net
+    finally:
+        if channels_last:
+            net.to(memory_format=torch.contiguous_format)
+
+
 def mc_ensemble(net, z, valid, *, n_predictions, keep_prob, generator, device,
                 tile_size, tta=True, progress=None):
     """Mean and standard deviation of ``n_predictions`` dropout passes.
@@ -120,14 +140,9 @@ def mc_ensemble(net, z, valid, *, n_predictions, keep_prob, generator, device,
 
     was_training = net.training
     net.train()  # dropout on: the ensemble is over dropout masks
-    # oneDNN convolves channels-last tensors about twice as fast, with no reordered
-    # copies of the activations (measured in benchmarks/); parameters go back after.
-    channels_last = torch.device(device).type == "cpu"
-    if channels_last:
-        net.to(memory_format=torch.channels_last)
     bar = progress_bar(n_predictions, "tdrdenoise predict", progress)
     try:
-        with torch.inference_mode():
+        with inference_layout(net, device), torch.inference_mode():
             for k in range(n_predictions):
                 keep = torch.rand(zt.shape, generator=generator) < keep_prob
                 mask = (keep & vt).float()
@@ -141,8 +156,6 @@ def mc_ensemble(net, z, valid, *, n_predictions, keep_prob, generator, device,
     finally:
         bar.close()
         net.train(was_training)
-        if channels_last:
-            net.to(memory_format=torch.contiguous_format)
     mean = total / n_predictions
     if n_predictions > 1:
         var = (total_sq - n_predictions * mean * mean) / (n_predictions - 1)

@@ -54,6 +54,17 @@ def _data_and_bad(data, invalid):
     return data, bad
 
 
+def _lag_spreads(data, invalid, far):
+    """`~astropy.stats.mad_std` of the differences at lag 1 and at lag ``far``, or
+    None when either lag has fewer than two valid pairs."""
+    data, bad = _data_and_bad(data, invalid)
+    near = _lag_differences(data, bad, 1)
+    wide = _lag_differences(data, bad, far)
+    if near.size < 2 or wide.size < 2:
+        return None
+    return float(mad_std(near)), float(mad_std(wide))
+
+
 def _lag_differences(data, bad, lag):
     """Differences of valid pixel pairs ``lag`` apart along either axis, pooled."""
     diffs = []
@@ -109,14 +120,10 @@ def neighbour_correlation(data, invalid=None, far=3):
     >>> neighbour_correlation(correlated) > 0.5
     True
     """
-    data, bad = _data_and_bad(data, invalid)
-    near = _lag_differences(data, bad, 1)
-    wide = _lag_differences(data, bad, int(far))
-    if near.size < 2 or wide.size < 2:
+    spreads = _lag_spreads(data, invalid, int(far))
+    if spreads is None or not spreads[1] > 0:
         return 0.0
-    s_near, s_far = float(mad_std(near)), float(mad_std(wide))
-    if not s_far > 0:
-        return 0.0
+    s_near, s_far = spreads
     return float(min(max(1.0 - (s_near / s_far) ** 2, 0.0), 1.0))
 
 
@@ -155,12 +162,8 @@ def white_fraction(data, invalid=None):
     >>> white_fraction(noisy) > 0.9
     True
     """
-    data, bad = _data_and_bad(data, invalid)
-    near = _lag_differences(data, bad, 1)
-    wide = _lag_differences(data, bad, 2)
-    if near.size < 2 or wide.size < 2:
+    spreads = _lag_spreads(data, invalid, 2)
+    if spreads is None or not spreads[0] > 0:
         return 1.0
-    v_near, v_wide = float(mad_std(near)) ** 2, float(mad_std(wide)) ** 2
-    if not v_near > 0:
-        return 1.0
+    v_near, v_wide = spreads[0] ** 2, spreads[1] ** 2
     return float(min(max((4.0 - v_wide / v_near) / 3.0, 0.0), 1.0))
