@@ -129,12 +129,15 @@ def impulse_pixels(data, invalid, nsigma=5.0):
     return (np.abs(resid) > nsigma * sigma) & valid
 
 
-def impulse_fraction(data, invalid, nsigma=5.0):
-    """Fraction of valid pixels that are :func:`impulse_pixels`."""
+def impulse_fraction(data, invalid, nsigma=5.0, impulses=None):
+    """Fraction of valid pixels that are :func:`impulse_pixels` (``impulses``: that
+    mask, when the caller already has it)."""
     valid = ~invalid & np.isfinite(data)
     if not valid.any():
         return 0.0
-    return float(impulse_pixels(data, invalid, nsigma).sum() / valid.sum())
+    if impulses is None:
+        impulses = impulse_pixels(data, invalid, nsigma)
+    return float(impulses.sum() / valid.sum())
 
 
 def make_normalization(data, invalid, outlier_threshold=OUTLIER_THRESHOLD,
@@ -153,8 +156,7 @@ def make_normalization(data, invalid, outlier_threshold=OUTLIER_THRESHOLD,
         raise ValueError("image is constant: there is no noise to learn from")
     # one median filter over the image answers both automatic choices
     impulses = impulse_pixels(data, invalid)
-    n_valid = max(int((~invalid & np.isfinite(data)).sum()), 1)
-    impulsive = impulses.sum() / n_valid >= IMPULSE_FRACTION
+    impulsive = impulse_fraction(data, invalid, impulses=impulses) >= IMPULSE_FRACTION
     if impulse_noise == "auto":
         impulse_noise = impulsive
     impulse_only = False
