@@ -211,7 +211,10 @@ def test_choose_shuffle():
     field = smooth_field((128, 128))
     assert choose_shuffle(field + 0.3 * np.random.default_rng(0).normal(size=none.shape),
                           none) == 1
-    assert choose_shuffle(field + 0.3 * correlated(), none) == 2
+    # moderately correlated noise (a 0.6 px kernel):
+    # stride 2; strongly correlated (0.93 px, lag-1 correlation 0.75): stride 3
+    assert choose_shuffle(field + 0.3 * correlated(width=0.6), none) == 2
+    assert choose_shuffle(field + 0.3 * correlated(), none) == 3
     assert choose_shuffle(field + 0.3 * correlated(), none, 1) == 1
     assert choose_shuffle(field, none, 3) == 3
     # salt and pepper: white impulses that robust statistics do not see
@@ -223,20 +226,24 @@ def test_choose_shuffle():
     assert choose_shuffle(salt, none) == 1
 
 
-def test_pixel_shuffled_model_on_correlated_noise():
-    shape = (70, 83)  # odd sizes: sub-images of unequal size
-    data = smooth_field(shape) + 0.3 * correlated(shape)
+@pytest.mark.parametrize("width, stride", [(0.6, 2), (0.93, 3)])
+def test_pixel_shuffled_model_on_correlated_noise(width, stride):
+    shape = (70, 83)  # sizes no stride divides: sub-images of unequal size
+    data = smooth_field(shape) + 0.3 * correlated(shape, width=width)
     model = TDRModel(**TINY).fit(data, steps=3, seed=0, progress=False)
-    assert model.stride == 2 and model.normalization["pixel_shuffle"] == 2
-    assert model.history[-1]["image_shape"][0] == 4
-    mean, std = model.predict(data, **FAST)
+    assert model.stride == stride and model.normalization["pixel_shuffle"] == stride
+    assert model.history[-1]["image_shape"][0] == stride ** 2
+    mean, std = model.predict(data, method="ensemble", **FAST)
     assert mean.shape == shape and np.isfinite(mean).all() and (std >= 0).all()
     tuned = model.fine_tune(data, steps=2, seed=0)
-    assert tuned.stride == 2
-    again, _ = model.predict(data, **FAST)
+    assert tuned.stride == stride
+    again, _ = model.predict(data, method="ensemble", **FAST)
     np.testing.assert_array_equal(mean, again)
+    # the student works on the whole image, whatever the stride
+    student, _ = model.predict(data, seed=0, progress=False)
+    assert student.shape == shape and np.isfinite(student).all()
     # the stride survives a round trip through bytes
-    assert TDRModel.from_bytes(model.to_bytes(), device="cpu").stride == 2
+    assert TDRModel.from_bytes(model.to_bytes(), device="cpu").stride == stride
 
 
 def test_bad_options_named():
