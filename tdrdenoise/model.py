@@ -83,8 +83,9 @@ class TDRModel:
         interpolated or binned data) defeats the blind-spot principle: the network
         predicts a hidden pixel's noise from its neighbours. On the sub-images of
         every second pixel the neighbours are two pixels apart. ``"auto"`` (default)
-        measures the correlation of the training image's noise and takes 2 when it
-        exceeds 0.3, else 1 (white noise).
+        measures the correlation of the training image's noise between neighbours
+        and takes 2 when it exceeds 0.3, 3 when it exceeds 0.65 (noise still
+        correlated two pixels apart), else 1 (white noise).
     student_width : int, optional
         Encoder channels (at least 2) of the student that :meth:`fit` distils (see
         :meth:`distil`); its decoder has twice as many.
