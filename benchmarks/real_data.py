@@ -271,18 +271,20 @@ def correlated_noise(shape, sigma, seed):
     return noise * (sigma / np.sqrt(kernel_power(shape)))
 
 
-def kernel_power(shape):
+def noise_kernel(shape):
+    """The periodic impulse response of the kernel that correlates the noise."""
     impulse = np.zeros(shape)
     impulse[0, 0] = 1.0
-    k = ndimage.gaussian_filter(impulse, KERNEL_SIGMA, mode="wrap")
-    return float((k ** 2).sum())
+    return ndimage.gaussian_filter(impulse, KERNEL_SIGMA, mode="wrap")
+
+
+def kernel_power(shape):
+    return float((noise_kernel(shape) ** 2).sum())
 
 
 def correlated_psd(shape, sigma):
     """The exact noise PSD of :func:`correlated_noise`, in BM3D's convention."""
-    impulse = np.zeros(shape)
-    impulse[0, 0] = 1.0
-    k = ndimage.gaussian_filter(impulse, KERNEL_SIGMA, mode="wrap")
+    k = noise_kernel(shape)
     k *= sigma / np.sqrt((k ** 2).sum())
     return np.abs(np.fft.fft2(k)) ** 2 * shape[0] * shape[1]
 

@@ -59,7 +59,8 @@ OUTLIER_THRESHOLD = 1e3
 BRIGHT_THRESHOLD = 20.0
 
 #: Noise correlation between neighbours (:func:`neighbour_correlation`) above which the
-#: network works on pixel-shuffled sub-images (stride 2, :func:`choose_shuffle`).
+#: network works on pixel-shuffled sub-images (stride 2, or 3 above
+#: :data:`WIDE_CORRELATION`; :func:`choose_shuffle`).
 CORRELATION_THRESHOLD = 0.3
 #: Neighbour correlation above which the stride is 3: noise this correlated (a Gaussian
 #: kernel of 0.8 px or wider) is still correlated by about 0.2 two pixels apart. On a
