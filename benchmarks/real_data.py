@@ -153,7 +153,9 @@ class Bench:
                      train_s=round(tf, 1), denoise_s=round(td, 1))
 
     # ---------------------------------------------------------------- MDI
-    def _magnetogram(self, dataset, data):
+    def _magnetogram(self, dataset, data, sample=None):
+        """The measures on one magnetogram; ``sample``: noise alone with the
+        correlations of the map's (for the damage in the noise's own units)."""
         model, t_fit = self.fit(data)
         ours = [(label, den, restore(data, den, 5.0)[0], t_fit, t_den)
                 for label, (den, _, t_den) in self.denoise(data, model).items()]
@@ -173,8 +175,11 @@ class Bench:
             vals["noise_ratio"] = round(vals["noise_before_G"] / vals["noise_after_G"], 2)
             if d5 is not None:
                 vals["lc_R5"] = round(float(linear_coefficient(data, d5)), 4)
-            vals.update(damage=round(float(dmg.ratio), 2),
-                        net_change_sigma=round(float(dmg.net_change), 3),
+            vals.update(damage=round(float(dmg.ratio), 2))
+            if sample is not None:
+                vals["damage_vs_noise"] = round(float(
+                    large_scale_damage(data, d, noise_sample=sample).ratio), 2)
+            vals.update(net_change_sigma=round(float(dmg.net_change), 3),
                         train_s=round(tf, 1), denoise_s=round(td, 1))
             self.add(dataset, name, **vals)
 
@@ -194,8 +199,15 @@ class Bench:
             hdr = make_heliographic_header(m.date, m.observer_coordinate, (1024, 2048),
                                            frame="stonyhurst", projection_code="CEA")
             cea = m.reproject_to(hdr, algorithm="interpolation", order="bilinear")
+            # white noise on the native grid through the same reprojection: noise with
+            # the correlations of the CEA map's (MDI's own noise is close to white)
+            white = np.where(np.isfinite(m.data), np.random.default_rng(self.args.seed)
+                             .normal(0.0, 1.0, m.data.shape), np.nan)
+            noise = sunpy.map.Map(white, m.meta).reproject_to(
+                hdr, algorithm="interpolation", order="bilinear")
         patch = np.asarray(cea.data[256:768, 683:1365], dtype=np.float64)
-        self._magnetogram("MDI CEA (reprojected)", patch)
+        sample = np.asarray(noise.data[256:768, 683:1365], dtype=np.float64)
+        self._magnetogram("MDI CEA (reprojected)", patch, sample)
 
     # ---------------------------------------------------------------- synthetic
     def corr(self):
@@ -206,7 +218,7 @@ class Bench:
         scores = {"tdrdenoise R=inf": [], "tdrdenoise ensemble R=inf": [],
                   "Gaussian filter 2 px": [], "BM3D given the PSD": [], "noisy": []}
         dmg, cover, secs = {}, {}, {}
-        truth = []
+        truth, truth_vs_noise = [], []
         for f in frames:
             clean = read(self.args.data / f"synthetic/clean/frame{f}.fits")
             noisy = clean + correlated_noise(clean.shape, 0.1, f)
@@ -214,36 +226,53 @@ class Bench:
             # what removing exactly the noise scores: correlated noise does not average
             # away over 8 px as white noise does, so its ratio is well above 1
             truth.append(large_scale_damage(noisy, clean))
-            self._score(noisy, clean, model, scores, dmg, cover, secs)
-            scores["Gaussian filter 2 px"].append(
-                psnr(ndimage.gaussian_filter(noisy, 2.0), clean, data_range=1))
+            # the same in units of what this noise leaves after the smoothing (another
+            # realisation of it): about 1 for a perfect denoiser
+            sample = correlated_noise(clean.shape, 0.1, 1000 + f)
+            truth_vs_noise.append(large_scale_damage(noisy, clean, noise_sample=sample))
+            self._score(noisy, clean, model, scores, dmg, cover, secs, sample)
             psd = correlated_psd(clean.shape, 0.1)
-            scores["BM3D given the PSD"].append(
-                psnr(bm3d.bm3d(noisy, sigma_psd=psd), clean, data_range=1))
+            for name, est in (("Gaussian filter 2 px", ndimage.gaussian_filter(noisy, 2.0)),
+                              ("BM3D given the PSD", bm3d.bm3d(noisy, sigma_psd=psd))):
+                scores[name].append(psnr(est, clean, data_range=1))
+                dmg.setdefault(name, []).append(large_scale_damage(noisy, est))
+                dmg.setdefault(name + " vs noise", []).append(
+                    large_scale_damage(noisy, est, noise_sample=sample))
         self._add_scores("synthetic correlated", scores, dmg, cover, secs, t_fit)
         self.add("synthetic correlated", "the truth (removes exactly the noise)",
                  damage=round(float(np.mean([d.ratio for d in truth])), 2),
+                 damage_vs_noise=round(float(np.mean([d.ratio for d in truth_vs_noise])),
+                                       2),
                  net_change_sigma=round(float(np.mean([d.net_change for d in truth])), 3))
 
-    def _score(self, noisy, clean, model, scores, dmg, cover, secs):
-        """PSNR, damage, calibration and time of both tdrdenoise paths on one frame."""
+    def _score(self, noisy, clean, model, scores, dmg, cover, secs, sample=None):
+        """PSNR, damage, calibration and time of both tdrdenoise paths on one frame
+        (``sample``: a noise sample for the damage in the noise's own units)."""
         for label, (den, std, seconds) in self.denoise(noisy, model).items():
             name = f"{label} R=inf"
             scores[name].append(psnr(den, clean, data_range=1))
             dmg.setdefault(name, []).append(large_scale_damage(noisy, den))
+            if sample is not None:
+                dmg.setdefault(name + " vs noise", []).append(
+                    large_scale_damage(noisy, den, noise_sample=sample))
             cover.setdefault(name, []).append(float(np.mean(np.abs(den - clean) < std)))
             secs.setdefault(name, []).append(seconds)
 
     def _add_scores(self, dataset, scores, dmg, cover, secs, t_fit):
+        def mean(values, digits):
+            return round(float(np.mean(values)), digits)
+
         for name, vals in scores.items():
             extra = {}
             if name in dmg:
-                extra = dict(damage=round(float(np.mean([d.ratio for d in dmg[name]])), 2),
-                             net_change_sigma=round(float(np.mean(
-                                 [d.net_change for d in dmg[name]])), 3),
-                             within_1std=round(float(np.mean(cover[name])), 3),
-                             train_s=round(t_fit, 1),
-                             denoise_s=round(float(np.mean(secs[name])), 2))
+                extra["damage"] = mean([d.ratio for d in dmg[name]], 2)
+                if name + " vs noise" in dmg:
+                    extra["damage_vs_noise"] = mean(
+                        [d.ratio for d in dmg[name + " vs noise"]], 2)
+                extra["net_change_sigma"] = mean([d.net_change for d in dmg[name]], 3)
+            if name in cover:
+                extra.update(within_1std=mean(cover[name], 3), train_s=round(t_fit, 1),
+                             denoise_s=mean(secs[name], 2))
             self.add(dataset, name, psnr_db=round(float(np.mean(vals)), 2), **extra)
 
     def synthetic(self, noise):

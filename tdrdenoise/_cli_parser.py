@@ -128,11 +128,13 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
-        "train", help="train a model on one noisy image and save it",
-        description="Train a TDR model on one noisy FITS image and save it to a .tdr file. "
-                    "NaN and masked pixels are ignored. Training takes minutes on a GPU "
-                    "and longer on a CPU: try --steps 300 first.")
-    p.add_argument("image", metavar="IMAGE", help="noisy FITS image to learn from")
+        "train", help="train a model on a noisy image (or a few) and save it",
+        description="Train a TDR model on one noisy FITS image, or on several of the same "
+                    "kind (the first sets the normalisation and the unit), and save it to "
+                    "a .tdr file. NaN and masked pixels are ignored. Training takes "
+                    "minutes on a GPU and longer on a CPU: try --steps 300 first.")
+    p.add_argument("image", metavar="IMAGE", nargs="+",
+                   help="noisy FITS image(s) to learn from")
     p.add_argument("-o", "--output", required=True, metavar="MODEL",
                    help="model file to write (e.g. model.tdr)")
     p.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS,

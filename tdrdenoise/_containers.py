@@ -140,6 +140,52 @@ def check_image(img, name, min_valid=MIN_SIZE * MIN_SIZE):
                          f"least {min_valid}")
 
 
+def _is_image(obj):
+    """True for an element of a list that is an image of its own (not a row)."""
+    if is_map(obj) or isinstance(obj, NDData):
+        return True
+    if not isinstance(obj, (np.ndarray, list, tuple)):
+        return False
+    try:
+        return np.ndim(obj) >= 2
+    except ValueError:  # ragged nested lists
+        return False
+
+
+def unpack_images(image, name="image"):
+    """One image, or a list or tuple of images, unpacked and checked: a list of
+    :class:`_Image`.
+
+    A list or tuple whose elements are images themselves (NDData, Maps, arrays of
+    two or more dimensions) is a series; any other is one image given as its rows.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`unpack` and :func:`check_image`, naming the image of a series
+        ("image 2 of 3"); ValueError for an empty list.
+    """
+    if isinstance(image, (list, tuple)):
+        if not len(image):
+            raise ValueError(f"{name} is an empty {type(image).__name__}; pass an image "
+                             "or a list of images")
+        kinds = [_is_image(e) for e in image]
+        if any(kinds) and not all(kinds):
+            k = kinds.index(False)
+            raise TypeError(f"{name}: element {k + 1} of the list is a "
+                            f"{type(image[k]).__name__}, not a 2-D image; a list passed "
+                            "as images must hold images only")
+        if all(kinds):
+            names = [f"{name} {k} of {len(image)}" for k in range(1, len(image) + 1)]
+            imgs = [unpack(e, n) for e, n in zip(image, names)]
+            for img, n in zip(imgs, names):
+                check_image(img, n)
+            return imgs
+    img = unpack(image, name)
+    check_image(img, name)
+    return [img]
+
+
 def split_quantity(value, name):
     """(ndarray, unit or None) of an array-like or Quantity of any shape."""
     if isinstance(value, u.Quantity):

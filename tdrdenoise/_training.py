@@ -253,10 +253,13 @@ def _save_checkpoint(path, identity, seed, step, net, opt, rng, gen, losses, cud
 
 def train_model(model, z, valid, *, steps, seed, learning_rate, progress, action, **kwargs):
     """Train ``model``'s network on the output of :meth:`TDRModel.network_input
-    <tdrdenoise.TDRModel.network_input>`, on its pixel-shuffled sub-images; returns
-    ``model``."""
+    <tdrdenoise.TDRModel.network_input>` (one image, or a list of them), on the
+    pixel-shuffled sub-images; returns ``model``."""
     settings = {"architecture": model.architecture, "normalization": model.normalization}
-    z, valid = shuffle_split(z, model.stride), shuffle_split(valid, model.stride)
+    zs = z if isinstance(z, list) else [z]
+    valids = valid if isinstance(valid, list) else [valid]
+    z = [part for zi in zs for part in shuffle_split(zi, model.stride)]
+    valid = [part for vi in valids for part in shuffle_split(vi, model.stride)]
     train(model.network, z, valid, steps=steps, seed=seed, learning_rate=learning_rate,
           keep_prob=model.keep_prob, patch_size=model.patch_size,
           batch_size=model.batch_size, device=model.device, history=model.history,

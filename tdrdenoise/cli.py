@@ -82,14 +82,17 @@ def _cmd_train(args):
             folder = prepare_output_folder(os.path.dirname(os.path.abspath(path)),
                                            f"the folder of {name}")
             clean_stale_temporaries(folder)
-    image = read_image(args.image, hdu=args.hdu, unit=args.unit)
+    images = [read_image(path, hdu=args.hdu, unit=args.unit) for path in args.image]
+    image = images[0]
     model = TDRModel(patch_size=args.patch_size, batch_size=args.batch_size,
                      device=args.device)
-    _say(args, f"Training on {args.image} ({image.shape[0]} x {image.shape[1]} pixels, "
-               f"unit {image.unit}) for {args.steps} steps on {model.device.type} ...")
+    more = f" and {len(images) - 1} more image(s)" if len(images) > 1 else ""
+    _say(args, f"Training on {args.image[0]} ({image.shape[0]} x {image.shape[1]} pixels, "
+               f"unit {image.unit}){more} for {args.steps} steps on "
+               f"{model.device.type} ...")
     t0 = time.perf_counter()
-    model.fit(image, steps=args.steps, seed=args.seed, progress=_progress(args),
-              distil_steps=args.distil_steps, **checkpoint)
+    model.fit(images if len(images) > 1 else image, steps=args.steps, seed=args.seed,
+              progress=_progress(args), distil_steps=args.distil_steps, **checkpoint)
     seconds = time.perf_counter() - t0
     model.save(args.output, overwrite=args.overwrite)
     record = model.history[-1]

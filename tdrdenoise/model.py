@@ -11,7 +11,7 @@ import torch
 from astropy import units as u
 
 from . import model_io
-from ._containers import check_image, unpack
+from ._containers import check_image, unpack, unpack_images
 from ._distil import distil_model
 from ._ensemble import GRID
 from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, make_normalization,
@@ -37,6 +37,17 @@ DEFAULT_STUDENT_WIDTH = 24
 DEFAULT_TILE_SIZE = 1024
 #: Steps between two checkpoints of :meth:`TDRModel.fit`.
 DEFAULT_CHECKPOINT_EVERY = 100
+
+
+def _unit_factor(unit, to, name):
+    """Factor converting ``unit`` to ``to`` (1 when either is None)."""
+    if unit is None or to is None or unit == to:
+        return 1.0
+    try:
+        return float(unit.to(to))
+    except u.UnitConversionError as exc:
+        raise u.UnitsError(f"{name} is in '{unit}' but the model was trained on "
+                           f"images in '{to}'") from exc
 
 
 class TDRModel:
@@ -184,13 +195,7 @@ class TDRModel:
         astropy.units.UnitsError
             If ``unit`` cannot be converted to the model's unit.
         """
-        if unit is None or self.unit is None or unit == self.unit:
-            return 1.0
-        try:
-            return float(unit.to(self.unit))
-        except u.UnitConversionError as exc:
-            raise u.UnitsError(f"{name} is in '{unit}' but the model was trained on "
-                               f"images in '{self.unit}'") from exc
+        return _unit_factor(unit, self.unit, name)
 
     def network_input(self, data, invalid, factor=1.0, name="image"):
         """(z, valid, extreme, impulse) of an image array for this model's network."""
@@ -205,18 +210,27 @@ class TDRModel:
     def fit(self, image, *, steps=DEFAULT_STEPS, seed=None, learning_rate=None,
             progress=None, checkpoint=None, checkpoint_every=DEFAULT_CHECKPOINT_EVERY,
             callback=None, distil_steps=None):
-        """Train the network from scratch on one noisy image, then distil the fast
-        student from it.
+        """Train the network from scratch on one noisy image (or a few of the same
+        kind), then distil the fast student from it.
 
         Invalid pixels (NaN, inf, or masked in a CCDData/NDData/Map/masked array) and
         extreme pixels (see ``outlier_threshold``) are neither shown to the network
         nor used in the loss. The normalisation (median and robust noise scale) and
         the unit of ``image`` are stored.
 
+        Given a list of images (a series: exposures of one field, magnetograms of one
+        instrument), the network trains on random crops of all of them, each pixel
+        drawn as often as any other. The first image sets the normalisation, the
+        pixel-shuffle stride and the unit (the others are converted to it), and the
+        student is distilled on it: put the image most like those you will denoise
+        first. Fitting on several images takes as long as on one; the network just
+        sees more independent noise.
+
         Parameters
         ----------
-        image : CCDData, NDData, sunpy Map, Quantity or array-like
-            A 2-D noisy image (at least 16 x 16 pixels).
+        image : CCDData, NDData, sunpy Map, Quantity or array-like, or a list of them
+            A 2-D noisy image (at least 16 x 16 pixels), or a list or tuple of such
+            images (of any sizes).
         steps : int, optional
             Training steps (minibatches of ``batch_size`` random crops).
         seed : int, optional
@@ -248,8 +262,11 @@ class TDRModel:
         ------
         TypeError, ValueError
             For images of the wrong kind, dimensionality or size, constant images or
-            images without valid pixels; for a checkpoint written for another image,
-            other settings or another seed; for a negative ``distil_steps``.
+            images without valid pixels (the message names the image of a list); for
+            an empty list; for a checkpoint written for other images, other settings
+            or another seed; for a negative ``distil_steps``.
+        astropy.units.UnitsError
+            If an image of a list has a unit that cannot be converted to the first's.
         FloatingPointError
             If the loss becomes non-finite (the message names the step) or training
             ends with non-finite weights; the model is then left untrained.
@@ -262,9 +279,16 @@ class TDRModel:
         >>> model = TDRModel(device="cpu").fit(noisy, steps=2, seed=0, progress=False)
         >>> model.is_fitted, model.history[-1]["steps"]
         (True, 2)
+
+        Several exposures of one field:
+
+        >>> series = [np.random.default_rng(k).normal(size=(48, 48)) for k in range(3)]
+        >>> model = TDRModel(device="cpu").fit(series, steps=2, seed=0, progress=False)
+        >>> model.history[-1]["images"]
+        3
         """
-        img = unpack(image, "image")
-        check_image(img, "image")
+        imgs = unpack_images(image, "image")
+        img = imgs[0]
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"steps must be at least 1; got {steps}")
@@ -272,6 +296,9 @@ class TDRModel:
             distil_steps)
         if distil_steps < 0:
             raise ValueError(f"distil_steps must be zero or positive; got {distil_steps}")
+        names = [f"image {k} of {len(imgs)}" for k in range(1, len(imgs) + 1)]
+        factors = [_unit_factor(other.unit, img.unit, name)
+                   for other, name in zip(imgs, names)]
         norm = make_normalization(img.data, img.invalid, self.outlier_threshold,
                                   self.bright_threshold, self.pixel_shuffle)
         if seed is None:
@@ -284,11 +311,19 @@ class TDRModel:
         self.normalization, self.unit, self.history, self.path = norm, img.unit, [], None
         self.student = None
         z, valid, _, impulse = self.network_input(img.data, img.invalid)
+        zs, valids = [z], [valid]
+        for other, factor, name in zip(imgs[1:], factors[1:], names[1:]):
+            zk, vk, _, _ = self.network_input(other.data, other.invalid, factor, name)
+            zs.append(zk)
+            valids.append(vk)
         lr = self.learning_rate if learning_rate is None else float(learning_rate)
         try:
-            train_model(self, z, valid, steps=steps, seed=seed, learning_rate=lr,
+            train_model(self, zs, valids, steps=steps, seed=seed, learning_rate=lr,
                         progress=progress, action="fit", checkpoint=checkpoint,
                         checkpoint_every=checkpoint_every, callback=callback)
+            if len(imgs) > 1:
+                self.history[-1]["images"] = len(imgs)
+                self.history[-1]["image_shapes"] = [list(i.data.shape) for i in imgs]
             if distil_steps:
                 distil_model(self, z, valid, impulse, steps=distil_steps,
                              seed=(seed + 1) % 2**63, progress=progress)

@@ -327,6 +327,25 @@ def test_train_checkpoint_real(trained, tmp_path):
     assert (tmp_path / "m.tdr").is_file()
 
 
+def test_train_on_several_images(trained, tmp_path, capsys):
+    from tdrdenoise import TDRModel
+
+    folder, model, frames = trained
+    out = tmp_path / "series.tdr"
+    assert main(["train", frames[0], frames[1], frames[2], "-o", str(out), "--steps", "2",
+                 "--patch-size", "32", "--batch-size", "2"] + TINY) == 0
+    assert "and 2 more image(s)" in capsys.readouterr().out
+    loaded = TDRModel.load(out)
+    assert loaded.history[-1]["images"] == 3
+    # one of them unreadable: a clear error naming the file, nothing written
+    bad = tmp_path / "bad.fits"
+    bad.write_text("not FITS")
+    assert main(["train", frames[0], str(bad), "-o", str(tmp_path / "x.tdr"), "--steps",
+                 "1"] + TINY) == 1
+    assert "bad.fits" in capsys.readouterr().err
+    assert not (tmp_path / "x.tdr").exists()
+
+
 def _start(script, args, **kwargs):
     return subprocess.Popen([sys.executable, "-c", script] + args, env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

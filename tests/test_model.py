@@ -246,3 +246,80 @@ def test_keyboard_interrupt_keeps_partial_training(noisy):
 def test_options_are_keyword_only(noisy, tiny_model, call):
     with pytest.raises(TypeError, match="positional"):
         getattr(tiny_model, call)(noisy, 2)
+
+
+# ----------------------------------------------------------------- several images
+def _series(noisy):
+    """Three exposures of one field, of two sizes."""
+    rng = np.random.default_rng(7)
+    base = noisy - np.random.default_rng(42).normal(0, 0.3, noisy.shape)  # the truth
+    return [noisy, base + rng.normal(0, 0.3, base.shape),
+            base[:48, :56] + rng.normal(0, 0.3, (48, 56))]
+
+
+def _fit(image, **kwargs):
+    kwargs.setdefault("steps", 2)
+    return TDRModel(patch_size=32, batch_size=2, device="cpu").fit(
+        image, seed=0, progress=False, **kwargs)
+
+
+def test_fit_on_a_series(noisy):
+    series = _series(noisy)
+    model = _fit(series)
+    record = model.history[-1]
+    assert record["images"] == 3
+    assert record["image_shapes"] == [[64, 64], [64, 64], [48, 56]]
+    # the first image sets the normalisation; the others are trained on
+    assert model.normalization == _fit(noisy).normalization
+    assert model.fingerprint != _fit(noisy).fingerprint
+    assert model.fingerprint == _fit(tuple(series)).fingerprint  # reproducible
+    assert model.student is not None
+    # one image in a list is that image
+    assert _fit([noisy]).fingerprint == _fit(noisy).fingerprint
+    assert "images" not in _fit([noisy]).history[-1]
+    mean, _ = model.predict(series[2], method="student")
+    assert mean.shape == (48, 56)
+
+
+def test_fit_on_a_series_learns(truth, noisy):
+    """Several exposures train a model that denoises each of them."""
+    series = _series(noisy)
+    model = _fit(series, steps=80)
+    for image in series[1:2]:
+        mean, _ = model.predict(image, n_predictions=8, seed=0, progress=False)
+        assert mse(mean, truth) < 0.5 * mse(image, truth)
+
+
+def test_fit_on_a_series_of_containers(noisy):
+    """Units of the others are converted to the first's; the model takes that unit."""
+    series = [CCDData(noisy, unit="G"), (noisy[::-1] * 1e-4) * u.T,
+              CCDData(noisy.T.copy(), unit="G")]
+    model = _fit(series, distil_steps=0)
+    assert model.unit == u.G and model.history[-1]["images"] == 3
+    # the same images in gauss give the same model
+    same = _fit([noisy * u.G, noisy[::-1] * u.G, CCDData(noisy.T.copy(), unit="G")],
+                distil_steps=0)
+    assert same.fingerprint == model.fingerprint
+
+
+def test_fit_rows_as_lists_is_one_image(noisy):
+    """A list of rows (numbers) is one image, not a series."""
+    model = _fit(noisy.tolist(), distil_steps=0)
+    assert model.history[-1]["image_shape"] == [64, 64]
+    assert "images" not in model.history[-1]
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda n: [], ValueError, "empty list"),
+    (lambda n: [n, "frame2.fits"], TypeError, "element 2 of the list is a str"),
+    (lambda n: [n, np.zeros((8, 64))], ValueError, "image 2 of 2 is 8 x 64 pixels"),
+    (lambda n: [n, np.full((32, 32), np.nan)], ValueError, "image 2 of 2 has no valid"),
+    (lambda n: [n, np.zeros((2, 32, 32))], ValueError, "image 2 of 2 must be a 2-D"),
+    (lambda n: [n * u.G, n * u.s], u.UnitsError, "image 2 of 2 is in 's'"),
+])
+def test_fit_series_errors_leave_the_model_alone(noisy, make, error, match):
+    model = _fit(noisy, distil_steps=0)
+    before = model.fingerprint, model.normalization, model.unit
+    with pytest.raises(error, match=match):
+        model.fit(make(noisy), steps=1, progress=False)
+    assert (model.fingerprint, model.normalization, model.unit) == before

@@ -71,6 +71,26 @@ def test_checkpoint_for_other_run_refused(tmp_path, noisy, change, match):
     assert not model.is_fitted and ckpt.is_file()
 
 
+def test_series_resumes_and_checkpoint_names_every_image(tmp_path, noisy):
+    """A series' checkpoint resumes the same series and refuses another."""
+    ckpt = tmp_path / "train.ckpt"
+    series = [noisy, noisy[::-1].copy()]
+    whole = TDRModel(**TINY).fit(series, steps=4, seed=3, progress=False, distil_steps=0)
+    with pytest.warns(TDRUserWarning), pytest.raises(KeyboardInterrupt):
+        TDRModel(**TINY).fit(series, steps=4, seed=3, progress=False, checkpoint=ckpt,
+                             checkpoint_every=2, callback=_interrupt_at(2),
+                             distil_steps=0)
+    kwargs = dict(steps=4, seed=3, progress=False, checkpoint=ckpt, checkpoint_every=2,
+                  distil_steps=0)
+    for other in ([noisy, noisy.T.copy()], [noisy], [noisy[::-1].copy(), noisy]):
+        with pytest.raises(ValueError, match="another image or other training settings"):
+            TDRModel(**TINY).fit(other, **kwargs)
+    resumed = TDRModel(**TINY).fit(series, **kwargs)
+    assert resumed.fingerprint == whole.fingerprint
+    assert resumed.history[-1]["resumed_at_step"] == 2
+    assert resumed.history[-1]["images"] == 2
+
+
 def test_not_a_checkpoint(tmp_path, noisy):
     ckpt = tmp_path / "train.ckpt"
     torch.save({"format": "something else"}, ckpt)

@@ -111,3 +111,77 @@ def test_errors(scene):
     sparse = np.where((np.indices((32, 32)) % 3 == 0).all(0), noisy[:32, :32], np.nan)
     with pytest.raises(ValueError, match="half valid"):
         large_scale_damage(sparse, sparse, noise=1.0, smoothing=8)
+
+
+def _correlated(seed, shape=SHAPE, width=1.0):
+    """White noise through a Gaussian kernel of ``width`` px (sigma ~ NOISE / 3.5)."""
+    white = np.random.default_rng(seed).normal(0, NOISE, shape)
+    return ndimage.gaussian_filter(white, width)
+
+
+@pytest.fixture(scope="module")
+def gentle(scene):
+    """The scene's truth at a tenth of its contrast: correlated noise has small
+    neighbour differences, which a steep truth would swamp in the σ estimate."""
+    return scene[0] / 10
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_noise_sample_makes_correlated_noise_score_one(gentle, kind):
+    """Removing exactly correlated noise is far above 1 in white-noise units, about
+    1 against a sample of that noise, of any amplitude, size or container."""
+    truth = gentle
+    noisy = truth + _correlated(1)
+    white_units = large_scale_damage(noisy, truth)
+    assert white_units.ratio > 3
+    sample = 7.0 * _correlated(2, (200, 300))  # another realisation, size, amplitude
+    result = large_scale_damage(wrap(kind, noisy), wrap(kind, truth),
+                                noise_sample=wrap(kind, sample))
+    assert result.ratio == pytest.approx(1.0, abs=0.1)
+    # sigma, the net change and the smoothing do not depend on the sample
+    assert strip(result.sigma) == pytest.approx(strip(white_units.sigma))
+    assert result.net_change == white_units.net_change
+    # with noise= given, the sample is scaled by its standard deviation instead
+    given = large_scale_damage(noisy, truth, noise=float(np.std(noisy - truth)),
+                               noise_sample=sample)
+    assert given.ratio == pytest.approx(1.0, abs=0.1)
+
+
+def test_noise_sample_still_sees_damage(gentle):
+    """A background offset stays damage in the units of correlated noise."""
+    truth = gentle
+    noisy = truth + _correlated(1)
+    sample = _correlated(2)
+    offset = float(np.std(noisy - truth))  # one per-pixel sigma
+    exact = large_scale_damage(noisy, truth, noise_sample=sample)
+    result = large_scale_damage(noisy, truth - offset, noise_sample=sample)
+    assert exact.ratio < 1.1
+    assert result.ratio > 2.5  # issue 12's goal: at most 2
+
+
+def test_white_noise_sample_changes_nothing(scene):
+    """For white noise a white sample gives the white-noise ratio back (within its
+    sampling error)."""
+    truth, noisy = scene
+    plain = large_scale_damage(noisy, truth)
+    sample = np.random.default_rng(3).normal(0, 1.0, SHAPE)
+    assert large_scale_damage(noisy, truth, noise_sample=sample).ratio == pytest.approx(
+        plain.ratio, rel=0.05)
+
+
+def test_noise_sample_masked_pixels_and_errors(gentle):
+    truth = gentle
+    noisy = truth + _correlated(1)
+    sample = _correlated(2)
+    holed = sample.copy()
+    holed[50:90, 60:200] = np.nan
+    assert large_scale_damage(noisy, truth, noise_sample=holed).ratio == pytest.approx(
+        1.0, abs=0.1)
+    with pytest.raises(ValueError, match="noise_sample is constant|noise estimated from "
+                                         "noise_sample"):
+        large_scale_damage(noisy, truth, noise_sample=np.ones((64, 64)))
+    with pytest.raises(ValueError, match="no valid pixels"):
+        large_scale_damage(noisy, truth, noise_sample=np.full((64, 64), np.nan))
+    sparse = np.where((np.indices((64, 64)) % 3 == 0).all(0), sample[:64, :64], np.nan)
+    with pytest.raises(ValueError, match="window of noise_sample"):
+        large_scale_damage(noisy, truth, noise=1.0, noise_sample=sparse)
