@@ -219,12 +219,12 @@ class TDRModel:
         the unit of ``image`` are stored.
 
         Given a list of images (a series: exposures of one field, magnetograms of one
-        instrument), the network trains on random crops of all of them, each pixel
-        drawn as often as any other. The first image sets the normalisation, the
-        pixel-shuffle stride and the unit (the others are converted to it), and the
-        student is distilled on it: put the image most like those you will denoise
-        first. Fitting on several images takes as long as on one; the network just
-        sees more independent noise.
+        instrument), the network trains on random crops of all of them (each valid
+        crop position of any image equally likely). The first image sets the
+        normalisation, the pixel-shuffle stride and the unit (the others are
+        converted to it), and the student is distilled on it: put the image most like
+        those you will denoise first. Fitting on several images takes as long as on
+        one; the network just sees more independent noise.
 
         Parameters
         ----------
@@ -297,8 +297,14 @@ class TDRModel:
         if distil_steps < 0:
             raise ValueError(f"distil_steps must be zero or positive; got {distil_steps}")
         names = [f"image {k} of {len(imgs)}" for k in range(1, len(imgs) + 1)]
-        factors = [_unit_factor(other.unit, img.unit, name)
-                   for other, name in zip(imgs, names)]
+        factors = []
+        for other, name in zip(imgs, names):
+            try:
+                factors.append(_unit_factor(other.unit, img.unit, name))
+            except u.UnitsError:
+                raise u.UnitsError(f"{name} is in '{other.unit}', which does not convert "
+                                   f"to the first image's '{img.unit}'; a series must "
+                                   "hold images of one kind") from None
         norm = make_normalization(img.data, img.invalid, self.outlier_threshold,
                                   self.bright_threshold, self.pixel_shuffle)
         if seed is None:

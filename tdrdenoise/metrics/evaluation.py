@@ -44,7 +44,8 @@ _MODES = {"original": "denoised compared with the noisy input",
 
 
 def evaluate(initial, denoised, reference=None, independent=None, *, range=None, center=0,
-             data_range=None, tolerance=0.1, clip_sigma=5.0, smoothing=8):
+             data_range=None, tolerance=0.1, clip_sigma=5.0, smoothing=8,
+             noise_sample=None):
     """All the metrics of a denoised image in one table row.
 
     Three modes, chosen by the arguments given:
@@ -76,8 +77,8 @@ def evaluate(initial, denoised, reference=None, independent=None, *, range=None,
     :func:`restored_fraction`); ``deviation_frequency``; ``damage_ratio`` and
     ``net_change_sigma`` (the ``ratio`` and ``net_change`` of
     :func:`large_scale_damage`: the residual smoothed over ``smoothing`` pixels in
-    units of the white-noise expectation, and ``residual_mean`` in units of the
-    noise σ of ``initial``).
+    units of the white-noise expectation, or of ``noise_sample``'s, and
+    ``residual_mean`` in units of the noise σ of ``initial``).
     With a reference: ``mse_reference``, ``psnr``, ``ssim``, ``cc_reference``,
     ``psnr_initial``, ``ssim_initial``. With an independent frame:
     ``noise_variance``, ``mse_independent``, ``mse_n2n``, ``n2n_clipped_fraction``.
@@ -106,6 +107,9 @@ def evaluate(initial, denoised, reference=None, independent=None, *, range=None,
         Clipping threshold of the Noise2Noise statistics, in standard deviations.
     smoothing : int, optional
         Window of :func:`large_scale_damage`, in pixels.
+    noise_sample : CCDData, NDData, sunpy Map, Quantity or array-like, optional
+        Noise alone with the correlations of ``initial``'s, for
+        :func:`large_scale_damage` (give it for correlated noise).
 
     Returns
     -------
@@ -167,7 +171,7 @@ def evaluate(initial, denoised, reference=None, independent=None, *, range=None,
     p_d = spectrum(filled(d, valid))[1]
     row["deviation_frequency"] = first_deviation(p_a, p_d, freq, tolerance, 3) * FREQUENCY_UNIT
     damage = large_scale_damage(*(np.where(valid, x, np.nan) for x in (a, d)),
-                                smoothing=smoothing)
+                                smoothing=smoothing, noise_sample=noise_sample)
     row["damage_ratio"] = damage.ratio
     row["net_change_sigma"] = damage.net_change
     if reference is not None:

@@ -192,6 +192,14 @@ def test_evaluate_damage_columns(field):
     assert table["net_change_sigma"][0] == pytest.approx(damage.net_change)
     assert table["net_change_sigma"][0] == pytest.approx(
         table["residual_mean"][0] / damage.sigma)
+    # a noise sample sets the unit of the ratio, as in large_scale_damage
+    sample = ndimage.gaussian_filter(rng.normal(0, 1.0, (96, 96)), 1.0)
+    with_sample = evaluate(noisy, truth - 0.5, center=None, smoothing=4,
+                           noise_sample=sample)
+    expected = large_scale_damage(noisy, truth - 0.5, smoothing=4, noise_sample=sample)
+    assert with_sample["damage_ratio"][0] == pytest.approx(expected.ratio)
+    assert with_sample["damage_ratio"][0] < table["damage_ratio"][0]
+    assert with_sample["net_change_sigma"][0] == table["net_change_sigma"][0]
 
 
 # ---------------------------------------------------------------------- restored pixels
