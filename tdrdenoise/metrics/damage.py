@@ -64,19 +64,21 @@ def large_scale_damage(initial, denoised, *, smoothing=8, noise=None, sigma_clip
     estimate from differences of neighbouring pixels
     (:func:`tdrdenoise._noise.difference_noise`). Correlated noise makes that
     estimate smaller than the per-pixel σ and the ratio larger; give ``noise``
-    then. The RMS is a plain one: bright sources whose residual is large enter it
-    fully (they are part of the damage); ``sigma_clip`` leaves such outliers out.
+    then, or ``noise_sample`` (below). The RMS is a plain one: bright sources
+    whose residual is large enter it fully (they are part of the damage);
+    ``sigma_clip`` leaves such outliers out.
 
     Correlated noise (reprojected or drizzled images, CEA magnetograms) does not
     average away as white noise does: removing exactly the noise then scores well
     above 1 (about 5 for noise of lag-1 correlation 0.75). Give ``noise_sample``, an
     image of noise alone with the same correlations, and the ratio is in units of
     what that noise leaves after the same smoothing: about 1 for a denoiser that
-    removes only the noise, whatever its correlations. Its amplitude does not
-    matter (it is scaled to σ by the same estimate as ``initial``: σ of its
-    neighbour differences, or its standard deviation when ``noise`` is given), only
-    its correlations do. Take the difference of two exposures divided by √2, or
-    white noise passed through the same reprojection.
+    removes only the noise, whatever its correlations. Without ``noise``, σ is then
+    the per-pixel σ of that noise: the difference estimate of ``initial`` times the
+    sample's ratio of standard deviation to its own difference estimate. The
+    sample's amplitude does not matter, only its correlations do. Take the
+    difference of two exposures divided by √2, or white noise passed through the
+    same reprojection.
 
     Parameters
     ----------
@@ -150,8 +152,11 @@ def large_scale_damage(initial, denoised, *, smoothing=8, noise=None, sigma_clip
         raise ValueError(f"smoothing must be a positive integer (pixels); got {smoothing}")
     smoothing = int(smoothing)
     (a, d), valid, unit = images((initial, "initial"), (denoised, "denoised"))
+    reference, per_pixel = 1.0, 1.0
+    if noise_sample is not None:
+        reference, per_pixel = _sample_statistics(noise_sample, smoothing, noise is None)
     if noise is None:
-        sigma = noise_sigma(a, valid)
+        sigma = noise_sigma(a, valid) * per_pixel
     else:
         sigma = scalar_in_unit(noise, unit, "noise")
         if not (np.isfinite(sigma) and sigma > 0):
@@ -161,9 +166,7 @@ def large_scale_damage(initial, denoised, *, smoothing=8, noise=None, sigma_clip
     if not usable.any():
         raise ValueError(f"no {smoothing} x {smoothing} window is half valid; use a "
                          "smaller smoothing")
-    if noise_sample is not None:
-        z = z / _sample_rms(noise_sample, smoothing, noise is not None)
-    values = z[usable]
+    values = z[usable] / reference
     if sigma_clip is not None:
         clipped = _astropy_sigma_clip(values, sigma=float(sigma_clip), maxiters=10,
                                       masked=True)
@@ -173,18 +176,22 @@ def large_scale_damage(initial, denoised, *, smoothing=8, noise=None, sigma_clip
     return _Damage(ratio, net, with_unit(sigma, unit), smoothing)
 
 
-def _sample_rms(sample, smoothing, plain_std):
-    """RMS of a noise sample smoothed as :func:`_smoothed_residual_z` smooths the
-    residual, in units of white noise of the sample's σ (its standard deviation if
-    ``plain_std``, else its neighbour-difference estimate, as for ``initial``)."""
+def _sample_statistics(sample, smoothing, per_pixel=True):
+    """(reference, per_pixel) of a noise sample: the RMS of the sample smoothed as
+    :func:`_smoothed_residual_z` smooths the residual, in units of white noise of
+    the sample's standard deviation; and the ratio of that standard deviation to
+    the sample's neighbour-difference estimate (about 1 for white noise; 1 without
+    computing it unless ``per_pixel``)."""
     data, valid, _ = single(sample, "noise_sample")
     data = data - np.mean(data[valid])
-    sigma = float(np.std(data[valid])) if plain_std else noise_sigma(data, valid,
-                                                                     "noise_sample")
+    sigma = float(np.std(data[valid]))
     if not sigma > 0:
         raise ValueError("noise_sample is constant; it must hold noise")
     z, usable = _smoothed_residual_z(data, valid, sigma, smoothing)
     if not usable.any():
         raise ValueError(f"no {smoothing} x {smoothing} window of noise_sample is half "
                          "valid; pass a larger sample or a smaller smoothing")
-    return float(np.sqrt(np.mean(z[usable] ** 2)))
+    reference = float(np.sqrt(np.mean(z[usable] ** 2)))
+    if not per_pixel:
+        return reference, 1.0
+    return reference, sigma / noise_sigma(data, valid, "noise_sample")
