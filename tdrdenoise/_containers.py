@@ -152,6 +152,11 @@ def _is_image(obj):
         return False
 
 
+def series_names(n, name="image"):
+    """How errors and warnings name the images of a series: "image 2 of 3"."""
+    return [f"{name} {k} of {n}" for k in range(1, n + 1)]
+
+
 def unpack_images(image, name="image"):
     """One image, or a list or tuple of images, unpacked and checked: a list of
     :class:`_Image`.
@@ -176,7 +181,7 @@ def unpack_images(image, name="image"):
                             f"{type(image[k]).__name__}, not a 2-D image; a list passed "
                             "as images must hold images only")
         if all(kinds):
-            names = [f"{name} {k} of {len(image)}" for k in range(1, len(image) + 1)]
+            names = series_names(len(image), name)
             imgs = [unpack(e, n) for e, n in zip(image, names)]
             for img, n in zip(imgs, names):
                 check_image(img, n)

@@ -91,8 +91,9 @@ def _cmd_train(args):
                f"unit {image.unit}){more} for {args.steps} steps on "
                f"{model.device.type} ...")
     t0 = time.perf_counter()
-    model.fit(images if len(images) > 1 else image, steps=args.steps, seed=args.seed,
-              progress=_progress(args), distil_steps=args.distil_steps, **checkpoint)
+    # a list of one image trains as that image does
+    model.fit(images, steps=args.steps, seed=args.seed, progress=_progress(args),
+              distil_steps=args.distil_steps, **checkpoint)
     seconds = time.perf_counter() - t0
     model.save(args.output, overwrite=args.overwrite)
     record = model.history[-1]

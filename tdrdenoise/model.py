@@ -11,7 +11,7 @@ import torch
 from astropy import units as u
 
 from . import model_io
-from ._containers import check_image, unpack, unpack_images
+from ._containers import check_image, series_names, unpack, unpack_images
 from ._distil import distil_model
 from ._ensemble import GRID
 from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, make_normalization,
@@ -296,7 +296,7 @@ class TDRModel:
             distil_steps)
         if distil_steps < 0:
             raise ValueError(f"distil_steps must be zero or positive; got {distil_steps}")
-        names = [f"image {k} of {len(imgs)}" for k in range(1, len(imgs) + 1)]
+        names = series_names(len(imgs))
         factors = []
         for other, name in zip(imgs, names):
             try:
