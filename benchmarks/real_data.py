@@ -27,7 +27,10 @@ One table from one run (issue "real-data quality"), every method on the same fra
 tdrdenoise runs with the package defaults (``TDRModel().fit(image)``,
 ``tdr_denoise(image, model)``: one pass of the distilled student) except ``--steps``;
 the rows "tdrdenoise ensemble" are the same models with ``method="ensemble"`` (10
-fine-tuning steps per image and the 16-pass Monte-Carlo ensemble). For the synthetic
+fine-tuning steps per image and the 16-pass Monte-Carlo ensemble); the rows
+"tdrdenoise calibrate=False" are the student without the level calibration (the
+ablation of that step). ``net_change_sigma`` is in units of the noise's per-pixel
+sigma (taken from the noise sample where the noise is correlated). For the synthetic
 sets, ``within_1std`` is the fraction of pixels whose error to the truth is below the
 returned standard deviation (0.683 for a calibrated Gaussian uncertainty). Run from
 the repository root::
@@ -109,12 +112,16 @@ class Bench:
 
     def denoise(self, image, model):
         """{row label: (denoised, std, seconds)}: the default (the student) and the
-        ensemble, at R = inf."""
+        ensemble, at R = inf, and the student without the level calibration (the
+        ablation of that step, in the same run)."""
         out = {}
-        for label, method in (("tdrdenoise", "auto"), ("tdrdenoise ensemble", "ensemble")):
+        for label, method, calibrate in (("tdrdenoise", "auto", True),
+                                         ("tdrdenoise ensemble", "ensemble", True),
+                                         ("tdrdenoise calibrate=False", "auto", False)):
             t0 = time.perf_counter()
             res = tdr_denoise(CCDData(image, unit="adu"), model, method=method,
-                              seed=self.args.seed, progress=False, add_keyword=False)
+                              seed=self.args.seed, progress=False, add_keyword=False,
+                              calibrate=calibrate)
             seconds = time.perf_counter() - t0
             std = np.where(np.isfinite(image), res.uncertainty.array, np.nan)
             out[label] = (np.where(np.isfinite(image), res.data, np.nan), std, seconds)
@@ -126,7 +133,7 @@ class Bench:
         self.rows.append(row)
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in values.items())
-        print(f"{dataset:<22} {method:<26} {shown}", flush=True)
+        print(f"{dataset:<22} {method:<32} {shown}", flush=True)
 
     # ---------------------------------------------------------------- HST
     def hst(self):
@@ -177,8 +184,10 @@ class Bench:
                 vals["lc_R5"] = round(float(linear_coefficient(data, d5)), 4)
             vals.update(damage=round(float(dmg.ratio), 2))
             if sample is not None:
-                vals["damage_vs_noise"] = round(float(
-                    large_scale_damage(data, d, noise_sample=sample).ratio), 2)
+                # in the units of this noise: the ratio, and the net change in its
+                # per-pixel sigma (the difference estimate is smaller for correlated noise)
+                dmg = large_scale_damage(data, d, noise_sample=sample)
+                vals["damage_vs_noise"] = round(float(dmg.ratio), 2)
             vals.update(net_change_sigma=round(float(dmg.net_change), 3),
                         train_s=round(tf, 1), denoise_s=round(td, 1))
             self.add(dataset, name, **vals)
@@ -243,14 +252,15 @@ class Bench:
                  damage=round(float(np.mean([d.ratio for d in truth])), 2),
                  damage_vs_noise=round(float(np.mean([d.ratio for d in truth_vs_noise])),
                                        2),
-                 net_change_sigma=round(float(np.mean([d.net_change for d in truth])), 3))
+                 net_change_sigma=round(float(np.mean([d.net_change
+                                                       for d in truth_vs_noise])), 3))
 
     def _score(self, noisy, clean, model, scores, dmg, cover, secs, sample=None):
         """PSNR, damage, calibration and time of both tdrdenoise paths on one frame
         (``sample``: a noise sample for the damage in the noise's own units)."""
         for label, (den, std, seconds) in self.denoise(noisy, model).items():
             name = f"{label} R=inf"
-            scores[name].append(psnr(den, clean, data_range=1))
+            scores.setdefault(name, []).append(psnr(den, clean, data_range=1))
             dmg.setdefault(name, []).append(large_scale_damage(noisy, den))
             if sample is not None:
                 dmg.setdefault(name + " vs noise", []).append(
@@ -269,7 +279,9 @@ class Bench:
                 if name + " vs noise" in dmg:
                     extra["damage_vs_noise"] = mean(
                         [d.ratio for d in dmg[name + " vs noise"]], 2)
-                extra["net_change_sigma"] = mean([d.net_change for d in dmg[name]], 3)
+                # per-pixel sigma: from the noise sample where there is one
+                net = dmg.get(name + " vs noise", dmg[name])
+                extra["net_change_sigma"] = mean([d.net_change for d in net], 3)
             if name in cover:
                 extra.update(within_1std=mean(cover[name], 3), train_s=round(t_fit, 1),
                              denoise_s=mean(secs[name], 2))

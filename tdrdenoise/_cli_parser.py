@@ -201,6 +201,11 @@ def build_parser():
                         f"{DEFAULT_N_PREDICTIONS})")
     p.add_argument("--tile-size", type=at_least_one, default=DEFAULT_TILE_SIZE,
                    help=f"tile side in pixels for large images (default: {DEFAULT_TILE_SIZE})")
+    p.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                   help="return the network's values as they are, without the level "
+                        "calibration that gives back part of the observation where the "
+                        "network is measurably worse than the noise (star peaks, strong "
+                        "fields)")
     p.add_argument("--dtype", choices=["float32", "float64", "input"], default="float32",
                    help="type of the data written: float32 (default; half the size of "
                         "float64 files), float64, or that of the input")

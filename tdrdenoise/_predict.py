@@ -9,6 +9,7 @@ import numpy as np
 from astropy import units as u
 
 from ._containers import check_image, unpack
+from ._calibration import calibrate as level_calibrate
 from ._distil import resolve_method, student_predict
 from ._ensemble import shuffled_ensemble
 from ._normalization import inverse, inverse_std, replaced_pixels
@@ -20,7 +21,8 @@ __all__ = []
 DEFAULT_N_PREDICTIONS = 16
 
 
-def predict_image(model, image, *, method, n_predictions, seed, tile_size, progress):
+def predict_image(model, image, *, method, n_predictions, seed, tile_size, progress,
+                  calibrate=True):
     """:meth:`TDRModel.predict <tdrdenoise.TDRModel.predict>`: (mean, std) of ``image``."""
     model.check_fitted("predict")
     method = resolve_method(model, method, n_predictions, None)
@@ -30,7 +32,8 @@ def predict_image(model, image, *, method, n_predictions, seed, tile_size, progr
     z, valid, _, impulse = model.network_input(img.data, img.invalid, factor)
     mean, std = model.predict_arrays(z, valid, factor, method=method,
                                      n_predictions=n_predictions, seed=seed,
-                                     tile_size=tile_size, progress=progress)
+                                     tile_size=tile_size, progress=progress,
+                                     calibrate=calibrate)
     valid = replaced_pixels(model.normalization, valid, impulse)
     dtype = img.output_dtype
     mean = np.where(valid, mean, img.data).astype(dtype, copy=False)
@@ -41,14 +44,16 @@ def predict_image(model, image, *, method, n_predictions, seed, tile_size, progr
 
 
 def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predictions,
-                   seed=None, tile_size, progress=None):
+                   seed=None, tile_size, progress=None, calibrate=True):
     """:meth:`TDRModel.predict_arrays <tdrdenoise.TDRModel.predict_arrays>`: the mean
     and std of the network input ``z`` (the student's, or the ensemble's), in the
-    image unit (float64)."""
+    image unit (float64), level-calibrated (``_calibration.py``) unless
+    ``calibrate`` is False."""
     norm = model.normalization
     if method == "student":
         zm, zs = student_predict(model.student, z, valid, device=model.device,
                                  tile_size=tile_size)
+        zm, zs = _calibrated(norm, z, zm, zs, valid, calibrate)
         return inverse(zm, norm, factor), inverse_std(zm, zs, norm, factor)
     n_predictions = DEFAULT_N_PREDICTIONS if n_predictions is None else int(n_predictions)
     if n_predictions < 1:
@@ -58,5 +63,14 @@ def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predicti
                                n_predictions=n_predictions, seed=seed,
                                keep_prob=model.keep_prob, device=model.device,
                                tile_size=tile_size, progress=progress)
+    zm, zs = _calibrated(norm, z, zm, zs, valid, calibrate)
     return (inverse(zm, norm, factor),
             inverse_std(zm, zs, norm, factor))
+
+
+def _calibrated(norm, z, zm, zs, seen, calibrate):
+    """Level calibration of the network's (mean, std) in noise sigmas; images of
+    pure impulse noise (only the impulses are replaced) are left alone."""
+    if not calibrate or norm.get("impulse_only", False) and norm.get("impulse_noise", False):
+        return zm, zs
+    return level_calibrate(z, zm, zs, seen)

@@ -145,7 +145,7 @@ def _cmd_denoise(args):
             progress=_progress(args), device=args.device,
             method=args.method, fine_tune_steps=args.fine_tune_steps,
             n_predictions=args.n_predictions,
-            seed=args.seed, tile_size=args.tile_size,
+            seed=args.seed, tile_size=args.tile_size, calibrate=args.calibrate,
             dtype=None if args.dtype == "input" else np.dtype(args.dtype))
     finally:
         if client is not None:

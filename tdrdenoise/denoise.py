@@ -48,7 +48,8 @@ def _provenance(add_keyword, record, fraction):
 
 def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
                 n_predictions=None, seed=None, tile_size=DEFAULT_TILE_SIZE,
-                progress=None, return_restored_mask=False, add_keyword=True):
+                progress=None, return_restored_mask=False, add_keyword=True,
+                calibrate=True):
     """Denoise an image with a trained TDR model, then restore pixels changed by more than R.
 
     By default (``method="auto"`` with a model that has a student, as every model
@@ -130,6 +131,12 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         card; a str is the key under which the ``TDRDENOI`` record goes; a Keyword,
         Card or dict replaces that record by the user's card(s). ``TDRRFRAC`` is
         written unless ``add_keyword`` is False or None.
+    calibrate : bool, optional
+        Level calibration of the denoised image before restoring (default True; see
+        :meth:`TDRModel.predict` and :ref:`level calibration <level-calibration>`):
+        where the network is measurably worse than the noise at some level of the
+        image (star peaks, strong fields), part of the observation is given back.
+        False records ``calibrate=False`` in ``TDRDENOI``.
 
     Returns
     -------
@@ -207,7 +214,8 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
                                    progress=progress) if fine_tune_steps else model
     mean, std = tuned.predict_arrays(z, seen, factor, method=method,
                                      n_predictions=n_predictions, seed=seed,
-                                     tile_size=tile_size, progress=progress)
+                                     tile_size=tile_size, progress=progress,
+                                     calibrate=calibrate)
     # the network's values replace what it saw and the impulse pixels it was not shown
     valid = replaced_pixels(model.normalization, seen, impulse)
     restored, restored_mask = restore(img.data, mean, threshold)
@@ -233,6 +241,8 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         settings = ("method=student" if method == "student" else
                     f"n_predictions={n_predictions}, fine_tune_steps={fine_tune_steps}, "
                     f"seed={seed}")
+        if not calibrate:
+            settings += ", calibrate=False"
         record = (f"R={_format_R(threshold, unit)}, model={name}, "
                   f"fingerprint={model.fingerprint}, {settings}")
         provenance = _provenance(add_keyword, record, fraction)

@@ -460,7 +460,7 @@ class TDRModel:
 
     # ------------------------------------------------------------------ prediction
     def predict(self, image, *, method="auto", n_predictions=None, seed=None,
-                tile_size=DEFAULT_TILE_SIZE, progress=None):
+                tile_size=DEFAULT_TILE_SIZE, progress=None, calibrate=True):
         """The denoised image and its uncertainty, without restoring.
 
         With ``method="ensemble"`` the Monte-Carlo dropout ensemble: each of the
@@ -489,6 +489,14 @@ class TDRModel:
             are processed whole.
         progress : bool or None, optional
             Show a progress bar; None shows it only on a terminal.
+        calibrate : bool, optional
+            Level calibration (default True): in each band of denoised level where
+            the network's values are measurably worse than the noise (the peaks of
+            stars, strong fields, which it pulls toward the bulk of the image), give
+            back the share of the observation that minimises the expected squared
+            error, measured on this image (see :ref:`level calibration
+            <level-calibration>`). Where the network is as good as elsewhere nothing
+            changes. False returns the network's values as they are.
 
         Returns
         -------
@@ -522,17 +530,19 @@ class TDRModel:
         (True, True)
         """
         return predict_image(self, image, method=method, n_predictions=n_predictions,
-                             seed=seed, tile_size=tile_size, progress=progress)
+                             seed=seed, tile_size=tile_size, progress=progress,
+                             calibrate=calibrate)
 
     def predict_arrays(self, z, valid, factor=1.0, *, method="ensemble",
                        n_predictions=DEFAULT_N_PREDICTIONS, seed=None,
-                       tile_size=DEFAULT_TILE_SIZE, progress=None):
+                       tile_size=DEFAULT_TILE_SIZE, progress=None, calibrate=True):
         """:meth:`predict` on the output of :meth:`network_input`: float64 arrays in the
         image unit, meaningful where ``valid`` (``method`` is ``"student"`` or
         ``"ensemble"``)."""
         return predict_arrays(self, z, valid, factor, method=method,
                               n_predictions=n_predictions, seed=seed,
-                              tile_size=tile_size, progress=progress)
+                              tile_size=tile_size, progress=progress,
+                              calibrate=calibrate)
 
     def noise_scale(self, factor=1.0):
         """The training image's noise in the unit of an image (``factor`` converts it)."""

@@ -114,6 +114,18 @@ def test_denoise_round_trip(trained, capsys, tmp_path):
     assert capsys.readouterr().out == ""
 
 
+def test_no_calibrate(trained, tmp_path):
+    """--no-calibrate reaches tdr_denoise and is recorded in the header."""
+    folder, model, frames = trained
+    for flag, name in (([], "on"), (["--no-calibrate"], "off")):
+        assert main(["denoise", "--model", model, frames[1], "-o", str(tmp_path / name),
+                     "-q"] + flag + FAST + TINY) == 0
+    with fits.open(tmp_path / "on" / "obs2_tdr.fits") as on, \
+            fits.open(tmp_path / "off" / "obs2_tdr.fits") as off:
+        assert "calibrate" not in on[0].header["TDRDENOI"]
+        assert "calibrate=False" in off[0].header["TDRDENOI"]
+
+
 def test_denoise_errors(trained, capsys, tmp_path):
     folder, model, frames = trained
     # R in a unit that does not match the model's images
