@@ -64,13 +64,30 @@ def _merge_sparse_bins(index, use):
     index[use] = lut[index[use].astype(np.intp) + n]
 
 
-def _difference_spread(r, pairs_x, pairs_y):
-    """Neighbour-difference spread of ``r`` over the given pairs (NaN if too few)."""
-    d = np.concatenate([r[:, 1:][pairs_x] - r[:, :-1][pairs_x],
-                        r[1:][pairs_y] - r[:-1][pairs_y]])
-    if d.size < MIN_BIN_PAIRS:
+#: The label of pixels that are not used (int8).
+_UNUSED = np.int8(-128)
+
+
+def _pair_differences(index, r, outer):
+    """Labels and differences of the pairs of horizontal, then vertical, neighbours
+    that share a level bin: all the bins' but the bulk's (``outer``), or the bulk's
+    (the labels are then None: all zero)."""
+    keys, diffs = [], []
+    for a, b, ra, rb in ((index[:, :-1], index[:, 1:], r[:, :-1], r[:, 1:]),
+                         (index[:-1], index[1:], r[:-1], r[1:])):
+        pair = a == b
+        pair &= (a != 0) & (a != _UNUSED) if outer else (a == 0)
+        if outer:
+            keys.append(a[pair])
+        diffs.append(rb[pair] - ra[pair])
+    return (np.concatenate(keys) if outer else None), np.concatenate(diffs)
+
+
+def _spread(diffs):
+    """Spread of neighbour differences (NaN if too few)."""
+    if diffs.size < MIN_BIN_PAIRS:
         return np.nan
-    return float(mad_std(d))
+    return float(mad_std(diffs))
 
 
 def level_weights(y, d, use, scale=1.0):
@@ -108,59 +125,69 @@ def level_weights(y, d, use, scale=1.0):
     d = np.asarray(d, np.float32)
     with np.errstate(invalid="ignore"):
         use = np.asarray(use, bool) & np.isfinite(y) & np.isfinite(d)
-    w = np.zeros(y.shape, np.float32)
-    s = np.zeros(y.shape, np.float32)
+    nothing = (np.zeros(y.shape, np.float32), np.zeros(y.shape, np.float32))
     if use.sum() < MIN_BIN_PIXELS or not scale > 0:
-        return w, s
-    level = (d - np.float32(np.median(d[use]))) / np.float32(scale)
-    r = np.where(use, y - d, np.float32(0))
-    # bin 0 is the bulk; bins 1.. count outward on the positive side, -1.. negative
-    index = np.digitize(np.abs(level), np.asarray(LEVEL_EDGES, np.float32)).astype(np.int8)
-    index *= np.sign(level).astype(np.int8)
+        return nothing
+    with np.errstate(invalid="ignore"):
+        level = (d - np.float32(np.median(d[use]))) / np.float32(scale)
+        # bin 0 is the bulk; bins 1.. count outward on the positive side, -1.. negative
+        size = np.abs(level)
+        index = np.zeros(level.shape, np.int8)
+        for edge in LEVEL_EDGES:  # the number of edges at or below |level|
+            index += size >= edge
+        del size
+        index *= np.sign(level).astype(np.int8)
     del level
     _merge_sparse_bins(index, use)
-    index[~use] = np.iinfo(np.int8).min
-    same_x = (index[:, 1:] == index[:, :-1])
-    same_y = (index[1:] == index[:-1])
-
-    def pairs(k):
-        return same_x & (index[:, :-1] == k), same_y & (index[:-1] == k)
-
+    index[~use] = _UNUSED
+    r = np.where(use, y - d, np.float32(0))
     bulk = index == 0
     if bulk.sum() < MIN_BIN_PIXELS:
-        return w, s
+        return nothing
     bulk_var = float(np.mean(np.square(r[bulk], dtype=np.float64)))
-    bulk_spread = _difference_spread(r, *pairs(0))
+    del bulk
+    bulk_spread = _spread(_pair_differences(index, r, outer=False)[1])
     if not (bulk_spread > 0 and bulk_var > 0):
-        return w, s
-    for k in np.unique(index[use]):
-        if k == 0:
+        return nothing
+    # the other bins hold few pixels: gather them (and their pairs) once
+    outer = use & (index != 0)
+    labels, values = index[outer], r[outer]
+    del outer
+    keys, diffs = _pair_differences(index, r, outer=True)
+    weight = np.zeros(256, np.float32)  # by the label's byte (int8 viewed as uint8)
+    noise = np.zeros(256, np.float32)
+    for k in np.unique(labels):
+        mine = values[labels == k]
+        if mine.size < MIN_BIN_PIXELS:
             continue
-        where = index == k
-        if where.sum() < MIN_BIN_PIXELS:
-            continue
-        spread = _difference_spread(r, *pairs(k))
+        spread = _spread(diffs[keys == k])
         if not np.isfinite(spread):
             continue
         noise_var = bulk_var * (spread / bulk_spread) ** 2
-        mean_sq = float(np.mean(np.square(r[where], dtype=np.float64)))
+        mean_sq = float(np.mean(np.square(mine, dtype=np.float64)))
         if mean_sq <= noise_var:
             continue
-        w[where] = 1.0 - noise_var / mean_sq
-        s[where] = np.sqrt(noise_var)
-    return w, s
+        byte = int(k) & 0xFF
+        weight[byte], noise[byte] = 1.0 - noise_var / mean_sq, np.sqrt(noise_var)
+    if not weight.any():
+        return nothing
+    code = index.view(np.uint8)
+    return weight[code], noise[code]
 
 
 def calibrate(y, mean, std, use, scale=1.0):
     """``mean`` and ``std`` after level calibration (:func:`level_weights`).
 
     The calibrated value is ``mean + w (y - mean)``; its uncertainty combines the
-    two: ``sqrt(((1 - w) std)² + (w s)²)``. Arrays come back as new float64 arrays.
+    two: ``sqrt(((1 - w) std)² + (w s)²)``. New arrays of the dtypes of ``mean``
+    and ``std`` are returned; the inputs are not changed.
     """
     w, s = level_weights(y, mean, use, scale)
-    w64 = w.astype(np.float64)
-    mean = np.asarray(mean, np.float64)
-    out = mean + w64 * (np.where(w > 0, y, mean) - mean)
-    std = np.asarray(std, np.float64)
-    std = np.where(w > 0, np.hypot((1.0 - w64) * std, w64 * s), std)
-    return out, std
+    mean, std = np.array(mean, copy=True), np.array(std, copy=True)
+    changed = w > 0
+    if changed.any():
+        wc = w[changed].astype(np.float64)
+        m = mean[changed].astype(np.float64)
+        mean[changed] = m + wc * (np.asarray(y)[changed] - m)
+        std[changed] = np.hypot((1.0 - wc) * std[changed], wc * s[changed])
+    return mean, std

@@ -14,6 +14,7 @@ from ._distil import resolve_method, student_predict
 from ._ensemble import shuffled_ensemble
 from ._normalization import inverse, inverse_std, replaced_pixels
 from ._training import new_seed
+from ._validate import check_flag
 
 __all__ = []
 
@@ -25,6 +26,7 @@ def predict_image(model, image, *, method, n_predictions, seed, tile_size, progr
                   calibrate=True):
     """:meth:`TDRModel.predict <tdrdenoise.TDRModel.predict>`: (mean, std) of ``image``."""
     model.check_fitted("predict")
+    calibrate = check_flag(calibrate, "calibrate")
     method = resolve_method(model, method, n_predictions, None)
     img = unpack(image, "image")
     check_image(img, "image", min_valid=1)

@@ -185,12 +185,30 @@ def threshold_value(R, unit, name="R"):
     return scalar_in_unit(R, unit, name)
 
 
+def check_flag(value, name):
+    """``value`` as a bool: True, False or a numpy bool, nothing else.
+
+    Examples
+    --------
+    >>> from tdrdenoise._validate import check_flag
+    >>> check_flag(False, "calibrate")
+    False
+    >>> check_flag("no", "calibrate")
+    Traceback (most recent call last):
+    ...
+    TypeError: calibrate must be True or False; got 'no'
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
 def check_denoise_options(R, options):
     """Check ``R`` and the count and seed options of ``tdr_denoise`` before any work.
 
-    ``options`` may hold ``n_predictions``, ``tile_size``, ``fine_tune_steps`` and
-    ``seed`` (others are passed through). Returns a new dict with the checked values
-    in canonical form (Python ints).
+    ``options`` may hold ``n_predictions``, ``tile_size``, ``fine_tune_steps``,
+    ``seed`` and ``calibrate`` (others are passed through). Returns a new dict with
+    the checked values in canonical form (Python ints and bools).
 
     Examples
     --------
@@ -209,6 +227,8 @@ def check_denoise_options(R, options):
             options[name] = check_int(options[name], name, minimum=low)
     if "seed" in options:
         options["seed"] = check_seed(options["seed"], "seed")
+    if "calibrate" in options:
+        options["calibrate"] = check_flag(options["calibrate"], "calibrate")
     return options
 
 

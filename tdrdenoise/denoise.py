@@ -150,8 +150,8 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     TypeError
         If ``model`` is not a TDRModel, ``image`` is not an image, ``R`` is not a
         scalar number or Quantity, ``fine_tune_steps``, ``n_predictions``,
-        ``tile_size`` or ``seed`` is not an integer (bools and strings included), or
-        ``add_keyword`` is of another kind.
+        ``tile_size`` or ``seed`` is not an integer (bools and strings included),
+        ``calibrate`` is not True or False, or ``add_keyword`` is of another kind.
     ValueError
         For an unknown ``method``, ``method="student"`` with a model without a
         student or with ``n_predictions`` or ``fine_tune_steps``; for negative or
@@ -193,9 +193,10 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     model.check_fitted("tdr_denoise")
     options = check_denoise_options(R, {
         "fine_tune_steps": fine_tune_steps, "n_predictions": n_predictions,
-        "tile_size": tile_size, "seed": seed})
-    fine_tune_steps, n_predictions, tile_size, seed = (
-        options[name] for name in ("fine_tune_steps", "n_predictions", "tile_size", "seed"))
+        "tile_size": tile_size, "seed": seed, "calibrate": calibrate})
+    fine_tune_steps, n_predictions, tile_size, seed, calibrate = (
+        options[name] for name in ("fine_tune_steps", "n_predictions", "tile_size", "seed",
+                                   "calibrate"))
     method = resolve_method(model, method, n_predictions, fine_tune_steps)
     if method == "ensemble":
         fine_tune_steps = (DEFAULT_FINE_TUNE_STEPS if fine_tune_steps is None

@@ -513,8 +513,9 @@ class TDRModel:
         RuntimeError
             If the model is not trained.
         ValueError, TypeError, astropy.units.UnitsError
-            For a bad image, unit, ``method`` or ``n_predictions``, or
-            ``method="student"`` on a model without a student.
+            For a bad image, unit, ``method`` or ``n_predictions``, a ``calibrate``
+            other than True or False, or ``method="student"`` on a model without a
+            student.
 
         Examples
         --------

@@ -167,3 +167,29 @@ def test_header_records_calibrate_false(star_model):
     for cal in (True, False):
         back = tdr_denoise(ccd, model, R=0, calibrate=cal, **FAST)
         np.testing.assert_array_equal(back.data, ccd.data, strict=True)
+
+
+def test_calibrate_must_be_a_bool(star_model, tmp_path):
+    model, image = star_model
+    with pytest.raises(TypeError, match="calibrate must be True or False; got 'no'"):
+        tdr_denoise(image, model, calibrate="no", **FAST)
+    with pytest.raises(TypeError, match="calibrate must be True or False; got None"):
+        model.predict(image, calibrate=None)
+    from tdrdenoise.batch import denoise_files
+    with pytest.raises(TypeError, match="calibrate must be True or False; got 1"):
+        denoise_files([str(tmp_path / "none.fits")], model, calibrate=1)
+
+
+def test_calibrate_keeps_dtypes_and_inputs():
+    rng = np.random.default_rng(7)
+    truth = np.zeros((120, 120), np.float32)
+    truth[30:90, 30:90] = 9.0
+    y = (truth + rng.normal(size=truth.shape)).astype(np.float32)
+    d = (truth * 0.7).astype(np.float32)
+    std = np.full(y.shape, 0.4, np.float32)
+    copies = [a.copy() for a in (y, d, std)]
+    mean, spread = calibrate(y, d, std, np.ones(y.shape, bool))
+    assert mean.dtype == np.float32 and spread.dtype == np.float32
+    for a, b in zip((y, d, std), copies):
+        np.testing.assert_array_equal(a, b, strict=True)
+    assert mean[60, 60] > d[60, 60] and spread[60, 60] > 0.4 * 0.3
