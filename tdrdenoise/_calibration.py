@@ -19,15 +19,14 @@ with the smallest expected squared error is
 where ``s²`` is the noise variance in the bin (the error of ``d`` and the noise are
 independent, so ``mean((y - d)²)`` is ``s²`` plus the squared error of ``d``). ``s²``
 is measured from the image: the variance of ``y - d`` in the bulk (``|L| < 1``, where
-the network is good, so a slight overestimate), scaled by the squared ratio of the
-neighbour-difference spread of ``y - d`` in the bin to that in the bulk. That
+the network is good, so a slight overestimate), scaled by the ratio of the variance
+of neighbour differences of ``y - d`` in the bin to that in the bulk. That
 scaling follows noise that grows with the signal (Poisson) and keeps correlated
 noise in its own units; the sharp residual of a biased peak raises it too, which
 errs toward keeping the denoised value. Where the network is as good as elsewhere,
 ``w`` is zero and nothing changes.
 """
 import numpy as np
-from astropy.stats import mad_std
 
 __all__ = []
 
@@ -84,10 +83,15 @@ def _pair_differences(index, r, outer):
 
 
 def _spread(diffs):
-    """Spread of neighbour differences (NaN if too few)."""
+    """Standard deviation of neighbour differences (NaN if too few).
+
+    A variance, not a robust spread: the weights need the noise variance, and a robust
+    spread such as the MAD misjudges noise that is not Gaussian (clipped at the ends
+    of the range, for example) in proportion to the variance.
+    """
     if diffs.size < MIN_BIN_PAIRS:
         return np.nan
-    return float(mad_std(diffs))
+    return float(np.std(diffs, dtype=np.float64))
 
 
 def level_weights(y, d, use, scale=1.0):
