@@ -539,7 +539,8 @@ class TDRModel:
                        tile_size=DEFAULT_TILE_SIZE, progress=None, calibrate=True):
         """:meth:`predict` on the output of :meth:`network_input`: float64 arrays in the
         image unit, meaningful where ``valid`` (``method`` is ``"student"`` or
-        ``"ensemble"``)."""
+        ``"ensemble"``; ``calibrate`` as in :meth:`predict`, measured on the pixels
+        flagged by ``valid``)."""
         return predict_arrays(self, z, valid, factor, method=method,
                               n_predictions=n_predictions, seed=seed,
                               tile_size=tile_size, progress=progress,
