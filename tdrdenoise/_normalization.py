@@ -327,6 +327,12 @@ def replaced_pixels(norm, seen, impulse):
     (``norm["impulse_only"]``: the spared pixels carry no noise of their own) only
     the impulse pixels, the others coming back as observed.
     """
-    if norm.get("impulse_noise", False) and norm.get("impulse_only", False):
+    if pure_impulse(norm):
         return impulse.copy()
     return seen | impulse
+
+
+def pure_impulse(norm):
+    """Whether the model's images carry pure impulse noise: only the impulse pixels
+    are replaced and the spared ones come back as observed."""
+    return bool(norm.get("impulse_noise", False) and norm.get("impulse_only", False))

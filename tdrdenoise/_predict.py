@@ -12,7 +12,7 @@ from ._containers import check_image, unpack
 from ._calibration import calibrate as level_calibrate
 from ._distil import resolve_method, student_predict
 from ._ensemble import shuffled_ensemble
-from ._normalization import inverse, inverse_std, replaced_pixels
+from ._normalization import inverse, inverse_std, pure_impulse, replaced_pixels
 from ._training import new_seed
 from ._validate import check_flag
 
@@ -55,24 +55,17 @@ def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predicti
     if method == "student":
         zm, zs = student_predict(model.student, z, valid, device=model.device,
                                  tile_size=tile_size)
-        zm, zs = _calibrated(norm, z, zm, zs, valid, calibrate)
-        return inverse(zm, norm, factor), inverse_std(zm, zs, norm, factor)
-    n_predictions = DEFAULT_N_PREDICTIONS if n_predictions is None else int(n_predictions)
-    if n_predictions < 1:
-        raise ValueError(f"n_predictions must be at least 1; got {n_predictions}")
-    seed = new_seed() if seed is None else int(seed)
-    zm, zs = shuffled_ensemble(model.network, z, valid, stride=model.stride,
-                               n_predictions=n_predictions, seed=seed,
-                               keep_prob=model.keep_prob, device=model.device,
-                               tile_size=tile_size, progress=progress)
-    zm, zs = _calibrated(norm, z, zm, zs, valid, calibrate)
-    return (inverse(zm, norm, factor),
-            inverse_std(zm, zs, norm, factor))
-
-
-def _calibrated(norm, z, zm, zs, seen, calibrate):
-    """Level calibration of the network's (mean, std) in noise sigmas; images of
-    pure impulse noise (only the impulses are replaced) are left alone."""
-    if not calibrate or norm.get("impulse_only", False) and norm.get("impulse_noise", False):
-        return zm, zs
-    return level_calibrate(z, zm, zs, seen)
+    else:
+        n_predictions = (DEFAULT_N_PREDICTIONS if n_predictions is None
+                         else int(n_predictions))
+        if n_predictions < 1:
+            raise ValueError(f"n_predictions must be at least 1; got {n_predictions}")
+        seed = new_seed() if seed is None else int(seed)
+        zm, zs = shuffled_ensemble(model.network, z, valid, stride=model.stride,
+                                   n_predictions=n_predictions, seed=seed,
+                                   keep_prob=model.keep_prob, device=model.device,
+                                   tile_size=tile_size, progress=progress)
+    # pure impulse noise is left alone: there only the impulses are replaced
+    if calibrate and not pure_impulse(norm):
+        zm, zs = level_calibrate(z, zm, zs, valid)
+    return inverse(zm, norm, factor), inverse_std(zm, zs, norm, factor)
