@@ -371,7 +371,7 @@ def poisson_peak(noisy):
     return float(np.mean(noisy)) / var
 
 
-def write(rows, args, seconds):
+def write(rows, args, seconds, part_minutes=None):
     args.out.mkdir(parents=True, exist_ok=True)
     keys = []
     for row in rows:
@@ -384,6 +384,8 @@ def write(rows, args, seconds):
                        "machine": f"{platform.processor() or platform.machine()}, "
                                   f"{os.cpu_count()} cores, OMP_NUM_THREADS="
                                   f"{os.environ.get('OMP_NUM_THREADS')}"})
+    if part_minutes:
+        table.meta["part_minutes"] = dict(part_minutes)
     table.write(args.out / "real_data.ecsv", overwrite=True)
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows:
@@ -406,6 +408,7 @@ def run_part(args, part, threads=None):
         import torch
         torch.set_num_threads(threads)
     bench = Bench(args)
+    t0 = time.perf_counter()
     try:
         if part.startswith("synthetic:"):
             bench.synthetic(part.split(":", 1)[1])
@@ -415,7 +418,9 @@ def run_part(args, part, threads=None):
         import traceback
         traceback.print_exc()
         bench.add(part, "FAILED (see the log)")
-    return bench.rows
+    minutes = (time.perf_counter() - t0) / 60
+    print(f"part {part} took {minutes:.1f} min", flush=True)
+    return bench.rows, round(minutes, 1)
 
 
 def main(argv=None):
@@ -428,20 +433,19 @@ def main(argv=None):
     t0 = time.perf_counter()
     print(f"tdrdenoise {tdrdenoise.__version__}; steps="
           f"{args.steps if args.steps else 'default'}; jobs={args.jobs}", flush=True)
-    rows = []
     if args.jobs > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-            for part_rows in pool.map(run_part, [args] * len(parts), parts,
-                                      [1] * len(parts)):
-                rows += part_rows
+            results = list(pool.map(run_part, [args] * len(parts), parts,
+                                    [1] * len(parts)))
     else:
-        for part in parts:
-            rows += run_part(args, part)
+        results = [run_part(args, part) for part in parts]
+    rows = [row for part_rows, _ in results for row in part_rows]
+    minutes = {part: m for part, (_, m) in zip(parts, results)}
     seconds = time.perf_counter() - t0
-    write(rows, args, seconds)
+    write(rows, args, seconds, minutes)
     print(f"total {seconds / 60:.1f} min")
 
 

@@ -35,7 +35,7 @@ def test_fit_distils_a_student(model):
     record = model.history[-1]
     assert record["action"] == "fit" and record["distil"]["steps"] == 150
     assert "student width=8" in repr(model)
-    # distil_steps defaults to the training steps when they are fewer than 500
+    # distil_steps defaults to the training steps when they are fewer than the default 1000
     small = TDRModel(**TINY).fit(smooth_field((48, 48)) + np.random.default_rng(0).normal(
         0, 0.3, (48, 48)), steps=2, seed=0, progress=False)
     assert small.history[-1]["distil"]["steps"] == 2
