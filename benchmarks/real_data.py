@@ -37,7 +37,8 @@ the repository root::
 
     OMP_NUM_THREADS=2 python benchmarks/real_data.py
 
-It prints the table and writes ``benchmarks/results/real_data.{ecsv,md,rst,json}``.
+It prints the table and the minutes each part took, and writes
+``benchmarks/results/real_data.{ecsv,md,rst,json}`` (the minutes in the metadata).
 Needs ``pip install bm3d reproject`` and the data in ``../shared/data``.
 """
 import argparse

@@ -30,8 +30,9 @@ DEFAULT_STEPS = 2000
 DEFAULT_FINE_TUNE_STEPS = 10
 #: Steps of the distillation of the fast student after :meth:`TDRModel.fit` (no more
 #: than the training steps) and its encoder width. 1000 steps instead of 500 gave the
-#: student +0.08 dB of Noise2Noise gain on HST and +0.08 dB of PSNR on the sigma 0.2
-#: set for about 12 % more time in a default fit; 2000 gave nothing more on HST.
+#: student +0.08 to +0.11 dB of Noise2Noise gain on HST and +0.15 / +0.08 dB of PSNR
+#: on the sigma 0.1 / 0.2 sets for about 12 % more time in a default fit; 2000 gave
+#: nothing more on HST (docs/benchmarks.rst, fifth round).
 DEFAULT_DISTIL_STEPS = 1000
 DEFAULT_STUDENT_WIDTH = 24
 #: Side of the tile cores of a prediction: a 4096 x 4096 image takes 16 tiles and
