@@ -372,7 +372,7 @@ def poisson_peak(noisy):
     return float(np.mean(noisy)) / var
 
 
-def write(rows, args, seconds, part_minutes=None):
+def write(rows, args, seconds, part_minutes):
     args.out.mkdir(parents=True, exist_ok=True)
     keys = []
     for row in rows:
@@ -384,9 +384,8 @@ def write(rows, args, seconds, part_minutes=None):
                        "seconds": round(seconds, 1), "tdrdenoise": tdrdenoise.__version__,
                        "machine": f"{platform.processor() or platform.machine()}, "
                                   f"{os.cpu_count()} cores, OMP_NUM_THREADS="
-                                  f"{os.environ.get('OMP_NUM_THREADS')}"})
-    if part_minutes:
-        table.meta["part_minutes"] = dict(part_minutes)
+                                  f"{os.environ.get('OMP_NUM_THREADS')}",
+                       "part_minutes": part_minutes})
     table.write(args.out / "real_data.ecsv", overwrite=True)
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows:
