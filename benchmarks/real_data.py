@@ -28,8 +28,9 @@ tdrdenoise runs with the package defaults (``TDRModel().fit(image)``,
 ``tdr_denoise(image, model)``: one pass of the distilled student) except ``--steps``;
 the rows "tdrdenoise ensemble" are the same models with ``method="ensemble"`` (10
 fine-tuning steps per image and the 16-pass Monte-Carlo ensemble); the rows
-"tdrdenoise calibrate=False" are the student without the level calibration (the
-ablation of that step). ``net_change_sigma`` is in units of the noise's per-pixel
+"tdrdenoise calibrate=False" and "tdrdenoise refine=False" are the student without
+the level calibration and without the Wiener refinement (the ablations of those
+steps). ``net_change_sigma`` is in units of the noise's per-pixel
 sigma (taken from the noise sample where the noise is correlated). For the synthetic
 sets, ``within_1std`` is the fraction of pixels whose error to the truth is below the
 returned standard deviation (0.683 for a calibrated Gaussian uncertainty). Run from
@@ -113,16 +114,18 @@ class Bench:
 
     def denoise(self, image, model):
         """{row label: (denoised, std, seconds)}: the default (the student) and the
-        ensemble, at R = inf, and the student without the level calibration (the
-        ablation of that step, in the same run)."""
+        ensemble, at R = inf, and the student without the level calibration and
+        without the Wiener refinement (the ablations of those steps, in the same run)."""
         out = {}
-        for label, method, calibrate in (("tdrdenoise", "auto", True),
-                                         ("tdrdenoise ensemble", "ensemble", True),
-                                         ("tdrdenoise calibrate=False", "auto", False)):
+        for label, method, options in (
+                ("tdrdenoise", "auto", {}),
+                ("tdrdenoise ensemble", "ensemble", {}),
+                ("tdrdenoise calibrate=False", "auto", {"calibrate": False}),
+                ("tdrdenoise refine=False", "auto", {"refine": False})):
             t0 = time.perf_counter()
             res = tdr_denoise(CCDData(image, unit="adu"), model, method=method,
                               seed=self.args.seed, progress=False, add_keyword=False,
-                              calibrate=calibrate)
+                              **options)
             seconds = time.perf_counter() - t0
             std = np.where(np.isfinite(image), res.uncertainty.array, np.nan)
             out[label] = (np.where(np.isfinite(image), res.data, np.nan), std, seconds)

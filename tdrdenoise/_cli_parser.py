@@ -206,6 +206,10 @@ def build_parser():
                         "calibration that gives back part of the observation where the "
                         "network is measurably worse than the noise (star peaks, strong "
                         "fields)")
+    p.add_argument("--no-refine", dest="refine", action="store_false",
+                   help="skip the Wiener refinement that gives back, frequency by "
+                        "frequency, the observation where the denoised image shows "
+                        "structure above the noise")
     p.add_argument("--dtype", choices=["float32", "float64", "input"], default="float32",
                    help="type of the data written: float32 (default; half the size of "
                         "float64 files), float64, or that of the input")

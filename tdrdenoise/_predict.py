@@ -15,6 +15,7 @@ from ._ensemble import shuffled_ensemble
 from ._normalization import inverse, inverse_std, pure_impulse, replaced_pixels
 from ._training import new_seed
 from ._validate import check_flag
+from ._wiener import refine as wiener_refine
 
 __all__ = []
 
@@ -23,10 +24,11 @@ DEFAULT_N_PREDICTIONS = 16
 
 
 def predict_image(model, image, *, method, n_predictions, seed, tile_size, progress,
-                  calibrate=True):
+                  calibrate=True, refine=True):
     """:meth:`TDRModel.predict <tdrdenoise.TDRModel.predict>`: (mean, std) of ``image``."""
     model.check_fitted("predict")
     calibrate = check_flag(calibrate, "calibrate")
+    refine = check_flag(refine, "refine")
     method = resolve_method(model, method, n_predictions, None)
     img = unpack(image, "image")
     check_image(img, "image", min_valid=1)
@@ -35,7 +37,7 @@ def predict_image(model, image, *, method, n_predictions, seed, tile_size, progr
     mean, std = model.predict_arrays(z, valid, factor, method=method,
                                      n_predictions=n_predictions, seed=seed,
                                      tile_size=tile_size, progress=progress,
-                                     calibrate=calibrate)
+                                     calibrate=calibrate, refine=refine)
     valid = replaced_pixels(model.normalization, valid, impulse)
     dtype = img.output_dtype
     mean = np.where(valid, mean, img.data).astype(dtype, copy=False)
@@ -46,11 +48,12 @@ def predict_image(model, image, *, method, n_predictions, seed, tile_size, progr
 
 
 def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predictions,
-                   seed=None, tile_size, progress=None, calibrate=True):
+                   seed=None, tile_size, progress=None, calibrate=True, refine=True):
     """:meth:`TDRModel.predict_arrays <tdrdenoise.TDRModel.predict_arrays>`: the mean
     and std of the network input ``z`` (the student's, or the ensemble's), in the
     image unit (float64), level-calibrated (``_calibration.py``) unless
-    ``calibrate`` is False."""
+    ``calibrate`` is False, then Wiener-refined (``_wiener.py``; the mean only)
+    unless ``refine`` is False."""
     norm = model.normalization
     if method == "student":
         zm, zs = student_predict(model.student, z, valid, device=model.device,
@@ -68,4 +71,6 @@ def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predicti
     # pure impulse noise is left alone: there only the impulses are replaced
     if calibrate and not pure_impulse(norm):
         zm, zs = level_calibrate(z, zm, zs, valid)
+    if refine and not pure_impulse(norm):
+        zm = wiener_refine(z, zm, valid, model.stride)
     return inverse(zm, norm, factor), inverse_std(zm, zs, norm, factor)

@@ -207,7 +207,7 @@ def check_denoise_options(R, options):
     """Check ``R`` and the count and seed options of ``tdr_denoise`` before any work.
 
     ``options`` may hold ``n_predictions``, ``tile_size``, ``fine_tune_steps``,
-    ``seed`` and ``calibrate`` (others are passed through). Returns a new dict with
+    ``seed``, ``calibrate`` and ``refine`` (others are passed through). Returns a new dict with
     the checked values in canonical form (Python ints and bools).
 
     Examples
@@ -227,8 +227,9 @@ def check_denoise_options(R, options):
             options[name] = check_int(options[name], name, minimum=low)
     if "seed" in options:
         options["seed"] = check_seed(options["seed"], "seed")
-    if "calibrate" in options:
-        options["calibrate"] = check_flag(options["calibrate"], "calibrate")
+    for name in ("calibrate", "refine"):
+        if name in options:
+            options[name] = check_flag(options[name], name)
     return options
 
 

@@ -202,7 +202,8 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         no loss that matters for noisy data. None keeps the type of the input.
     **denoise_kwargs
         Passed to :func:`~tdrdenoise.tdr_denoise`: ``method``, ``fine_tune_steps``,
-        ``n_predictions``, ``seed``, ``tile_size``, ``calibrate``, ``progress`` (of
+        ``n_predictions``, ``seed``, ``tile_size``, ``calibrate``, ``refine``,
+        ``progress`` (of
         each file's fine-tuning and prediction; default False).
 
     Returns
@@ -259,7 +260,7 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         raise TypeError(f"model must be a TDRModel; got {type(model).__name__}")
     model.check_fitted("denoise_files")
     allowed = {"method", "fine_tune_steps", "n_predictions", "seed", "tile_size",
-               "progress", "calibrate"}
+               "progress", "calibrate", "refine"}
     unknown = set(denoise_kwargs) - allowed
     if unknown:
         raise TypeError(f"denoise_files got unexpected argument(s) {sorted(unknown)}; "

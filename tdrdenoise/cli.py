@@ -146,6 +146,7 @@ def _cmd_denoise(args):
             method=args.method, fine_tune_steps=args.fine_tune_steps,
             n_predictions=args.n_predictions,
             seed=args.seed, tile_size=args.tile_size, calibrate=args.calibrate,
+            refine=args.refine,
             dtype=None if args.dtype == "input" else np.dtype(args.dtype))
     finally:
         if client is not None:

@@ -49,7 +49,7 @@ def _provenance(add_keyword, record, fraction):
 def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
                 n_predictions=None, seed=None, tile_size=DEFAULT_TILE_SIZE,
                 progress=None, return_restored_mask=False, add_keyword=True,
-                calibrate=True):
+                calibrate=True, refine=True):
     """Denoise an image with a trained TDR model, then restore pixels changed by more than R.
 
     By default (``method="auto"`` with a model that has a student, as every model
@@ -137,6 +137,12 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         where the network is measurably worse than the noise at some level of the
         image (star peaks, strong fields), part of the observation is given back.
         False records ``calibrate=False`` in ``TDRDENOI``.
+    refine : bool, optional
+        Wiener refinement of the denoised image, after the calibration (default
+        True; see :meth:`TDRModel.predict` and :ref:`Wiener refinement
+        <wiener-refinement>`): the observation comes back, frequency by frequency,
+        wherever the network's estimate shows structure above the noise. False
+        records ``refine=False`` in ``TDRDENOI``.
 
     Returns
     -------
@@ -151,7 +157,7 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         If ``model`` is not a TDRModel, ``image`` is not an image, ``R`` is not a
         scalar number or Quantity, ``fine_tune_steps``, ``n_predictions``,
         ``tile_size`` or ``seed`` is not an integer (bools and strings included),
-        ``calibrate`` is not True or False, or ``add_keyword`` is of another kind.
+        ``calibrate`` or ``refine`` is not True or False, or ``add_keyword`` is of another kind.
     ValueError
         For an unknown ``method``, ``method="student"`` with a model without a
         student or with ``n_predictions`` or ``fine_tune_steps``; for negative or
@@ -193,10 +199,10 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     model.check_fitted("tdr_denoise")
     options = check_denoise_options(R, {
         "fine_tune_steps": fine_tune_steps, "n_predictions": n_predictions,
-        "tile_size": tile_size, "seed": seed, "calibrate": calibrate})
-    fine_tune_steps, n_predictions, tile_size, seed, calibrate = (
+        "tile_size": tile_size, "seed": seed, "calibrate": calibrate, "refine": refine})
+    fine_tune_steps, n_predictions, tile_size, seed, calibrate, refine = (
         options[name] for name in ("fine_tune_steps", "n_predictions", "tile_size", "seed",
-                                   "calibrate"))
+                                   "calibrate", "refine"))
     method = resolve_method(model, method, n_predictions, fine_tune_steps)
     if method == "ensemble":
         fine_tune_steps = (DEFAULT_FINE_TUNE_STEPS if fine_tune_steps is None
@@ -216,7 +222,7 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     mean, std = tuned.predict_arrays(z, seen, factor, method=method,
                                      n_predictions=n_predictions, seed=seed,
                                      tile_size=tile_size, progress=progress,
-                                     calibrate=calibrate)
+                                     calibrate=calibrate, refine=refine)
     # the network's values replace what it saw and the impulse pixels it was not shown
     valid = replaced_pixels(model.normalization, seen, impulse)
     restored, restored_mask = restore(img.data, mean, threshold)
@@ -244,6 +250,8 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
                     f"seed={seed}")
         if not calibrate:
             settings += ", calibrate=False"
+        if not refine:
+            settings += ", refine=False"
         record = (f"R={_format_R(threshold, unit)}, model={name}, "
                   f"fingerprint={model.fingerprint}, {settings}")
         provenance = _provenance(add_keyword, record, fraction)

@@ -463,7 +463,7 @@ class TDRModel:
 
     # ------------------------------------------------------------------ prediction
     def predict(self, image, *, method="auto", n_predictions=None, seed=None,
-                tile_size=DEFAULT_TILE_SIZE, progress=None, calibrate=True):
+                tile_size=DEFAULT_TILE_SIZE, progress=None, calibrate=True, refine=True):
         """The denoised image and its uncertainty, without restoring.
 
         With ``method="ensemble"`` the Monte-Carlo dropout ensemble: each of the
@@ -500,6 +500,12 @@ class TDRModel:
             error, measured on this image (see :ref:`level calibration
             <level-calibration>`). Where the network is as good as elsewhere nothing
             changes. False returns the network's values as they are.
+        refine : bool, optional
+            Wiener refinement (default True): the network's (calibrated) estimate
+            is the pilot of an empirical Wiener filter of the image in sliding 12 x 12
+            DCT windows, which gives back, frequency by frequency, the observation
+            wherever the pilot shows structure above the noise (see :ref:`Wiener
+            refinement <wiener-refinement>`). Only the mean changes. False skips it.
 
         Returns
         -------
@@ -517,7 +523,8 @@ class TDRModel:
             If the model is not trained.
         ValueError, TypeError, astropy.units.UnitsError
             For a bad image, unit, ``method`` or ``n_predictions``, a ``calibrate``
-            other than True or False, or ``method="student"`` on a model without a
+            or ``refine`` other than True or False, or ``method="student"`` on a model
+            without a
             student.
 
         Examples
@@ -535,19 +542,20 @@ class TDRModel:
         """
         return predict_image(self, image, method=method, n_predictions=n_predictions,
                              seed=seed, tile_size=tile_size, progress=progress,
-                             calibrate=calibrate)
+                             calibrate=calibrate, refine=refine)
 
     def predict_arrays(self, z, valid, factor=1.0, *, method="ensemble",
                        n_predictions=DEFAULT_N_PREDICTIONS, seed=None,
-                       tile_size=DEFAULT_TILE_SIZE, progress=None, calibrate=True):
+                       tile_size=DEFAULT_TILE_SIZE, progress=None, calibrate=True,
+                       refine=True):
         """:meth:`predict` on the output of :meth:`network_input`: float64 arrays in the
         image unit, meaningful where ``valid`` (``method`` is ``"student"`` or
-        ``"ensemble"``; ``calibrate`` as in :meth:`predict`, measured on the pixels
-        flagged by ``valid``)."""
+        ``"ensemble"``; ``calibrate`` and ``refine`` as in :meth:`predict`, measured
+        on the pixels flagged by ``valid``)."""
         return predict_arrays(self, z, valid, factor, method=method,
                               n_predictions=n_predictions, seed=seed,
                               tile_size=tile_size, progress=progress,
-                              calibrate=calibrate)
+                              calibrate=calibrate, refine=refine)
 
     def noise_scale(self, factor=1.0):
         """The training image's noise in the unit of an image (``factor`` converts it)."""

@@ -114,16 +114,20 @@ def test_denoise_round_trip(trained, capsys, tmp_path):
     assert capsys.readouterr().out == ""
 
 
-def test_no_calibrate(trained, tmp_path):
-    """--no-calibrate reaches tdr_denoise and is recorded in the header."""
+def test_no_calibrate_no_refine(trained, tmp_path):
+    """--no-calibrate and --no-refine reach tdr_denoise and are recorded in the header."""
     folder, model, frames = trained
-    for flag, name in (([], "on"), (["--no-calibrate"], "off")):
+    for flag, name in (([], "on"), (["--no-calibrate"], "off"), (["--no-refine"], "raw")):
         assert main(["denoise", "--model", model, frames[1], "-o", str(tmp_path / name),
                      "-q"] + flag + FAST + TINY) == 0
     with fits.open(tmp_path / "on" / "obs2_tdr.fits") as on, \
-            fits.open(tmp_path / "off" / "obs2_tdr.fits") as off:
+            fits.open(tmp_path / "off" / "obs2_tdr.fits") as off, \
+            fits.open(tmp_path / "raw" / "obs2_tdr.fits") as raw:
         assert "calibrate" not in on[0].header["TDRDENOI"]
+        assert "refine" not in on[0].header["TDRDENOI"]
         assert "calibrate=False" in off[0].header["TDRDENOI"]
+        assert "refine=False" in raw[0].header["TDRDENOI"]
+        assert not np.array_equal(on[0].data, raw[0].data)
 
 
 def test_denoise_errors(trained, capsys, tmp_path):
