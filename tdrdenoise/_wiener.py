@@ -25,8 +25,8 @@ from astropy.stats import mad_std
 
 __all__ = []
 
-#: Side of the windows: 10-14 px gave the most on HST F555W (N2N gain +0.23 dB for
-#: 12), 16 px 0.03 dB more than 12 on the synthetic frames.
+#: Side of the windows: 10-14 px gave the most on HST F555W, 16 px 0.03 dB more than
+#: 12 on the synthetic frames (docs/benchmarks.rst, sixth round).
 PATCH = 12
 #: Factor on the noise variance in the Wiener gains. The pilot's coefficients hold
 #: its own error besides the signal, so ``P**2`` overestimates the signal's power and
@@ -90,7 +90,8 @@ def refine(z, zm, valid, stride=1, k=PATCH):
     -------
     ndarray of float32
         The refined estimate; ``zm`` itself when the image is smaller than a window
-        or too few windows measure the noise.
+        or, for ``stride`` > 1, too few windows measure the noise or it measures
+        none.
     """
     h, w = zm.shape
     if h < k or w < k:
@@ -101,7 +102,7 @@ def refine(z, zm, valid, stride=1, k=PATCH):
         noise = np.ones((k, k))
     else:
         noise = noise_table(obs - pilot, valid, k)
-        if noise is None:
+        if noise is None or not noise.max() > 0:  # nothing measured: nothing to do
             return zm
         noise = np.maximum(noise, 1e-6 * noise.max())
     noise = (NOISE_FACTOR * noise).astype(np.float32)

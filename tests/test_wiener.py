@@ -78,6 +78,9 @@ def test_small_images_are_left_alone():
     assert (40 // PATCH) ** 2 < MIN_WINDOWS
     np.testing.assert_array_equal(refine(y, 0.5 * y, np.ones(y.shape, bool), stride=2),
                                   0.5 * y)
+    # a residual without noise measures nothing: the pilot, not NaN
+    y = np.random.default_rng(3).normal(size=(200, 200)).astype(np.float32)
+    assert refine(y, y, np.ones(y.shape, bool), stride=2) is y
 
 
 def test_noise_table_measures_white_and_correlated_noise():
