@@ -108,9 +108,9 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         restores nothing, ``0`` returns the input values.
     method : {"auto", "student", "ensemble"}, optional
         ``"student"``: one pass of the distilled student (fast; a 4096 x 4096 image
-        in under a minute on two CPU cores, half of it the Wiener refinement). ``"ensemble"``: fine-tuning and
-        the Monte-Carlo ensemble (the paper's method, about 16 times slower).
-        ``"auto"``: the student when the model has one and neither
+        in under a minute on two CPU cores, half of it the Wiener refinement).
+        ``"ensemble"``: fine-tuning and the Monte-Carlo ensemble (the paper's
+        method, about 25 times slower). ``"auto"``: the student when the model has one and neither
         ``n_predictions`` nor ``fine_tune_steps`` is given, else the ensemble.
     fine_tune_steps : int, optional
         Fine-tuning steps of the ensemble's network on this image before predicting
