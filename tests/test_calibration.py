@@ -1,4 +1,5 @@
-"""Level calibration (``tdrdenoise/_calibration.py``) and its ``calibrate`` option."""
+"""Level calibration (``tdrdenoise/_calibration.py``) and its ``calibrate`` option
+(the checks of the option are shared with ``refine``, the Wiener refinement)."""
 import numpy as np
 import pytest
 from astropy import units as u
@@ -157,28 +158,31 @@ def test_option_off_gives_the_network_values(star_model):
         np.testing.assert_allclose(tdr_denoise(image, model, **opts), cal, rtol=1e-6)
 
 
-def test_header_records_calibrate_false(star_model):
+@pytest.mark.parametrize("name", ["calibrate", "refine"])
+def test_header_records_option_false(star_model, name):
+    """calibrate=False and refine=False (the Wiener refinement) are recorded."""
     model, image = star_model
     ccd = CCDData(image, unit=u.adu)
     on = tdr_denoise(ccd, model, **FAST)
-    off = tdr_denoise(ccd, model, calibrate=False, **FAST)
-    assert "calibrate=False" in off.meta["TDRDENOI"]
-    assert "calibrate" not in on.meta["TDRDENOI"]
-    # R=0 is still exact whatever the calibration
-    for cal in (True, False):
-        back = tdr_denoise(ccd, model, R=0, calibrate=cal, **FAST)
+    off = tdr_denoise(ccd, model, **{name: False}, **FAST)
+    assert f"{name}=False" in off.meta["TDRDENOI"]
+    assert name not in on.meta["TDRDENOI"]
+    # R=0 is still exact whatever the option
+    for flag in (True, False):
+        back = tdr_denoise(ccd, model, R=0, **{name: flag}, **FAST)
         np.testing.assert_array_equal(back.data, ccd.data, strict=True)
 
 
-def test_calibrate_must_be_a_bool(star_model, tmp_path):
+@pytest.mark.parametrize("name", ["calibrate", "refine"])
+def test_option_must_be_a_bool(star_model, tmp_path, name):
     model, image = star_model
-    with pytest.raises(TypeError, match="calibrate must be True or False; got 'no'"):
-        tdr_denoise(image, model, calibrate="no", **FAST)
-    with pytest.raises(TypeError, match="calibrate must be True or False; got None"):
-        model.predict(image, calibrate=None)
+    with pytest.raises(TypeError, match=f"{name} must be True or False; got 'no'"):
+        tdr_denoise(image, model, **{name: "no"}, **FAST)
+    with pytest.raises(TypeError, match=f"{name} must be True or False; got None"):
+        model.predict(image, **{name: None})
     from tdrdenoise.batch import denoise_files
-    with pytest.raises(TypeError, match="calibrate must be True or False; got 1"):
-        denoise_files([str(tmp_path / "none.fits")], model, calibrate=1)
+    with pytest.raises(TypeError, match=f"{name} must be True or False; got 1"):
+        denoise_files([str(tmp_path / "none.fits")], model, **{name: 1})
 
 
 def test_calibrate_keeps_dtypes_and_inputs():

@@ -1,14 +1,11 @@
-"""Wiener refinement (``tdrdenoise/_wiener.py``) and its ``refine`` option."""
+"""Wiener refinement (``tdrdenoise/_wiener.py``) and its ``refine`` option (its header
+record and type checks are in test_calibration.py, beside those of ``calibrate``)."""
 import numpy as np
 import pytest
-from astropy import units as u
-from astropy.nddata import CCDData
 from scipy import ndimage
 
 from tdrdenoise import TDRModel, tdr_denoise
 from tdrdenoise._wiener import MIN_WINDOWS, PATCH, dct_matrix, noise_table, refine
-
-FAST = dict(fine_tune_steps=0, n_predictions=2, seed=0, progress=False)
 
 
 def scene(shape=(128, 128), seed=0):
@@ -139,26 +136,3 @@ def test_option_off_gives_the_calibrated_values(fine_model):
         np.testing.assert_allclose(tdr_denoise(image, model, refine=False, **opts), raw,
                                    rtol=1e-6)
         np.testing.assert_allclose(tdr_denoise(image, model, **opts), out, rtol=1e-6)
-
-
-def test_header_records_refine_false_and_R0_stays_exact(fine_model):
-    model, _, image = fine_model
-    ccd = CCDData(image, unit=u.adu)
-    on = tdr_denoise(ccd, model, **FAST)
-    off = tdr_denoise(ccd, model, refine=False, **FAST)
-    assert "refine=False" in off.meta["TDRDENOI"]
-    assert "refine" not in on.meta["TDRDENOI"]
-    for flag in (True, False):
-        back = tdr_denoise(ccd, model, R=0, refine=flag, **FAST)
-        np.testing.assert_array_equal(back.data, ccd.data, strict=True)
-
-
-def test_refine_must_be_a_bool(fine_model, tmp_path):
-    model, _, image = fine_model
-    with pytest.raises(TypeError, match="refine must be True or False; got 'yes'"):
-        tdr_denoise(image, model, refine="yes", **FAST)
-    with pytest.raises(TypeError, match="refine must be True or False; got None"):
-        model.predict(image, refine=None)
-    from tdrdenoise.batch import denoise_files
-    with pytest.raises(TypeError, match="refine must be True or False; got 0"):
-        denoise_files([str(tmp_path / "none.fits")], model, refine=0)
