@@ -69,8 +69,9 @@ def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predicti
                                    keep_prob=model.keep_prob, device=model.device,
                                    tile_size=tile_size, progress=progress)
     # pure impulse noise is left alone: there only the impulses are replaced
-    if calibrate and not pure_impulse(norm):
-        zm, zs = level_calibrate(z, zm, zs, valid)
-    if refine and not pure_impulse(norm):
-        zm = wiener_refine(z, zm, valid, model.stride)
+    if not pure_impulse(norm):
+        if calibrate:
+            zm, zs = level_calibrate(z, zm, zs, valid)
+        if refine:
+            zm = wiener_refine(z, zm, valid, model.stride)
     return inverse(zm, norm, factor), inverse_std(zm, zs, norm, factor)

@@ -75,10 +75,16 @@ def _read_checkpoint(path):
     return state
 
 
+def box_sums(a, p):
+    """Sums of ``a`` over every ``p`` x ``p`` window, indexed by the window's top-left
+    corner (shape ``(h - p + 1, w - p + 1)``), from one cumulative sum."""
+    csum = np.pad(a.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    return csum[p:, p:] - csum[:-p, p:] - csum[p:, :-p] + csum[:-p, :-p]
+
+
 def crop_positions(valid, p):
     """Top-left corners of crops with at least half of their pixels valid."""
-    csum = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    counts = csum[p:, p:] - csum[:-p, p:] - csum[p:, :-p] + csum[:-p, :-p]
+    counts = box_sums(valid.astype(np.int64), p)
     ys, xs = np.nonzero(counts >= 0.5 * p * p)
     if ys.size == 0:
         ys, xs = np.nonzero(counts == counts.max())

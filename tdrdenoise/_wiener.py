@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from astropy.stats import mad_std
 
+from ._training import box_sums
+
 __all__ = []
 
 #: Side of the windows: 10-14 px gave the most on HST F555W, 16 px 0.03 dB more than
@@ -144,8 +146,8 @@ def refine(z, zm, valid, stride=1, k=PATCH):
                 add(*pending.popleft().result())
         while pending:
             add(*pending.popleft().result())
-    # each pixel's normaliser: the weights of the windows that cover it (a box sum)
-    cs = np.pad(weights, ((k, k), (k, k))).cumsum(0).cumsum(1)
-    den = cs[k:k + h, k:k + w] - cs[:h, k:k + w] - cs[k:k + h, :w] + cs[:h, :w]
+    # each pixel's normaliser: the weights of the windows that cover it, the box sums
+    # of the window weights padded by k - 1 on every side
+    den = box_sums(np.pad(weights, k - 1), k)
     out = (num / den).astype(np.float32)
     return np.where(valid, out, zm)

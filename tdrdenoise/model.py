@@ -524,8 +524,7 @@ class TDRModel:
         ValueError, TypeError, astropy.units.UnitsError
             For a bad image, unit, ``method`` or ``n_predictions``, a ``calibrate``
             or ``refine`` other than True or False, or ``method="student"`` on a model
-            without a
-            student.
+            without a student.
 
         Examples
         --------
