@@ -65,6 +65,13 @@ from tdrdenoise.metrics import (evaluate, large_scale_damage, linear_coefficient
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("TDRDENOISE_DATA", HERE.parents[1] / "shared" / "data"))
 MDI = "mdi/mdi.fd_m_96m_lev182.20101015_000000_TAI.data.fits"
+#: HMI SHARP CEA magnetograms (issue 23): train on one region, denoise other regions at
+#: other times (hmi_sharp/hmi.sharp_cea_720s.<HARP>.<time>_TAI.magnetogram.fits).
+SHARP_TRAIN = "1446.20120306_142400"
+SHARP_TEST = ("1425.20120306_202400", "1441.20120307_022400", "1449.20120307_142400",
+              "1455.20120307_082400", "1460.20120307_142400")
+#: Strong-field pixels: farther than this many noise sigmas (paper's method) from 0.
+STRONG_NSIGMA = 20.0
 #: Gaussian kernel that correlates the synthetic noise (lag-1 correlation 0.75).
 KERNEL_SIGMA = 0.93
 GAUSS_SIGMA = 1.5
@@ -92,7 +99,7 @@ def parse_args(argv=None):
     parser.add_argument("--frames", default="24,25",
                         help="synthetic test frames (default 24,25: two keep the run "
                              "shorter; run_benchmarks.py scores 24-27)")
-    parser.add_argument("--only", help="comma-separated parts: hst,mdi,cea,corr,synthetic")
+    parser.add_argument("--only", help="comma-separated parts: sharp,hst,mdi,cea,corr,synthetic")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2,
                         help="parts run side by side, each on one thread (default 2, "
@@ -228,6 +235,47 @@ class Bench:
         sample = np.asarray(noise.data[256:768, 683:1365], dtype=np.float64)
         self._magnetogram("MDI CEA (reprojected)", patch, sample)
 
+    # ---------------------------------------------------------------- HMI SHARP
+    def sharp(self):
+        """Active regions: train on one SHARP map, denoise other regions at other
+        times; strong-field flux, linear coefficient, 8-px residual, noise level and
+        quiet-Sun offset against BM3D told the noise sigma and a Gaussian filter."""
+        model, t_fit = self.fit(read_sharp(self.args.data, SHARP_TRAIN))
+        bm3d = _bm3d()
+        worst = {}
+        for name in SHARP_TEST:
+            data = read_sharp(self.args.data, name)
+            valid = np.isfinite(data)
+            filled = np.where(valid, data, 0.0)
+            sigma = float(noise_level(data, 20.0)[0])
+            ours = [(label, den, restore(data, den, 5.0)[0], t_fit, t_den)
+                    for label, (den, _, t_den) in self.denoise(data, model).items()]
+            t0 = time.perf_counter()
+            b = np.where(valid, bm3d.bm3d(filled, sigma_psd=sigma), np.nan)
+            t_b = time.perf_counter() - t0
+            gauss = np.where(valid, ndimage.gaussian_filter(filled, GAUSS_SIGMA), np.nan)
+            for label, d, d5, tf, td in ours + [
+                    (f"Gaussian filter {GAUSS_SIGMA} px", gauss, None, 0, 0),
+                    ("BM3D told sigma", b, None, 0, t_b)]:
+                vals = active_region_measures(data, d, sigma)
+                if d5 is not None:
+                    vals["lc_R5"] = round(float(linear_coefficient(data, d5)), 4)
+                vals.update(train_s=round(tf, 1), denoise_s=round(td, 1))
+                self.add(f"HMI SHARP {name.split('.')[0]}", label, **vals)
+                w = worst.setdefault(label, {})
+                for key, pick in (("strong_flux_pct", lambda v: max(v, key=abs)),
+                                  ("lc", min), ("damage_8px", max),
+                                  ("quiet_offset_sigma", lambda v: max(v, key=abs))):
+                    w.setdefault(key, []).append(vals[key])
+                w.setdefault("noise_drop", []).append(vals["noise_before_G"] /
+                                                      vals["noise_after_G"])
+        for label, w in worst.items():
+            self.add(f"HMI SHARP worst of {len(SHARP_TEST)}", label,
+                     strong_flux_pct=max(w["strong_flux_pct"], key=abs),
+                     lc=min(w["lc"]), damage_8px=max(w["damage_8px"]),
+                     noise_ratio=round(min(w["noise_drop"]), 2),
+                     quiet_offset_sigma=max(w["quiet_offset_sigma"], key=abs))
+
     # ---------------------------------------------------------------- synthetic
     def corr(self):
         frames = [int(f) for f in self.args.frames.split(",")]
@@ -313,6 +361,43 @@ class Bench:
             for name, est in baselines(bm3d, noise, noisy, sigmas.get(noise)):
                 scores.setdefault(name, []).append(psnr(est, clean, data_range=1))
         self._add_scores(f"synthetic {noise}", scores, dmg, cover, secs, t_fit)
+
+
+def read_sharp(data, name):
+    """One HMI SHARP CEA magnetogram (compressed: the image is in HDU 1), float64."""
+    path = data / f"hmi_sharp/hmi.sharp_cea_720s.{name}_TAI.magnetogram.fits"
+    return fits.getdata(path, 1).astype(np.float64)
+
+
+def active_region_measures(initial, denoised, sigma):
+    """The measures of issue 23 on one magnetogram, ``sigma`` its noise level (the
+    paper's method, G):
+
+    - ``strong_flux_pct``: change of the unsigned flux of the pixels farther than
+      :data:`STRONG_NSIGMA` sigma from 0 in ``initial``, in %;
+    - ``lc``: the linear coefficient denoised vs initial, and ``lc_ideal``, that of a
+      denoiser that removes exactly noise of variance ``sigma**2`` and nothing else,
+      ``1 - sigma**2 / var(initial)`` (a least-squares slope of the truth on the
+      noisy image is below 1 by that much);
+    - ``damage_8px``: the RMS of the residual smoothed over 8 x 8 pixels in units of
+      what white noise of ``sigma`` leaves (correlated noise alone gives about 3);
+    - the noise level after, and ``quiet_offset_sigma``: mean(denoised - initial)
+      over the quiet pixels (``|initial| < 3 sigma``) in units of ``sigma``.
+    """
+    valid = np.isfinite(initial) & np.isfinite(denoised)
+    x, d = initial[valid], denoised[valid]
+    strong = np.abs(x) > STRONG_NSIGMA * sigma
+    flux = float((np.abs(d[strong]).sum() / np.abs(x[strong]).sum() - 1) * 100)
+    quiet = np.abs(x) < 3 * sigma
+    after = noise_level(np.where(valid, denoised, np.nan), 20.0)[0]
+    return dict(strong_flux_pct=round(flux, 2),
+                lc=round(float(linear_coefficient(initial, denoised)), 4),
+                lc_ideal=round(1 - sigma ** 2 / float(np.var(x)), 4),
+                damage_8px=round(float(large_scale_damage(initial, denoised,
+                                                          noise=sigma).ratio), 2),
+                noise_before_G=round(sigma, 2),
+                noise_after_G=round(float(getattr(after, "value", after)), 2),
+                quiet_offset_sigma=round(float(np.mean(d[quiet] - x[quiet]) / sigma), 3))
 
 
 def correlated_noise(shape, sigma, seed):
@@ -437,7 +522,7 @@ def main(argv=None):
     if not args.data.is_dir():
         sys.exit(f"no data at {args.data}: pass --data or set TDRDENOISE_DATA")
     parts = []
-    for part in (args.only or "hst,mdi,cea,corr,synthetic").split(","):
+    for part in (args.only or "sharp,hst,mdi,cea,corr,synthetic").split(","):
         parts += [f"synthetic:{n}" for n in SYNTHETIC] if part == "synthetic" else [part]
     t0 = time.perf_counter()
     print(f"tdrdenoise {tdrdenoise.__version__}; steps="

@@ -114,6 +114,23 @@ def add_common(parser, suppress):
                        help="show the full traceback on errors")
 
 
+def _impulse_option(text):
+    """``--impulse-noise``: auto, yes or no."""
+    choices = {"auto": "auto", "yes": True, "no": False}
+    if text.lower() not in choices:
+        raise argparse.ArgumentTypeError(f"must be auto, yes or no; got {text!r}")
+    return choices[text.lower()]
+
+
+def _shuffle_option(text):
+    """``--pixel-shuffle``: auto, or a stride from 1 to 4."""
+    if text.lower() == "auto":
+        return "auto"
+    if text not in ("1", "2", "3", "4"):
+        raise argparse.ArgumentTypeError(f"must be auto, 1, 2, 3 or 4; got {text!r}")
+    return int(text)
+
+
 def build_parser():
     """The argument parser of the ``tdrdenoise`` command."""
     parser = argparse.ArgumentParser(
@@ -152,6 +169,14 @@ def build_parser():
                    help="side of the training crops in pixels (default: 64)")
     p.add_argument("--batch-size", type=at_least_one, default=8,
                    help="crops per training step (default: 8)")
+    p.add_argument("--impulse-noise", type=_impulse_option, default="auto",
+                   metavar="{auto,yes,no}",
+                   help="whether the image carries impulse (salt-and-pepper) noise "
+                        "(default: auto, detected from the image and printed)")
+    p.add_argument("--pixel-shuffle", type=_shuffle_option, default="auto",
+                   metavar="{auto,1,2,3,4}",
+                   help="stride of the pixel-shuffled sub-images for noise correlated "
+                        "between neighbours (default: auto, from the measured correlation)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     p.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="keep the training state in FILE while training, so that a "

@@ -12,7 +12,8 @@ from ._containers import check_image, unpack
 from ._calibration import calibrate as level_calibrate
 from ._distil import resolve_method, student_predict
 from ._ensemble import shuffled_ensemble
-from ._normalization import inverse, inverse_std, pure_impulse, replaced_pixels
+from ._normalization import (held_out, inverse, inverse_std, noise_in_image_unit,
+                             pure_impulse, replaced_pixels)
 from ._training import new_seed
 from ._validate import check_flag
 from ._wiener import refine as wiener_refine
@@ -33,27 +34,42 @@ def predict_image(model, image, *, method, n_predictions, seed, tile_size, progr
     img = unpack(image, "image")
     check_image(img, "image", min_valid=1)
     factor = model.unit_factor(img.unit, "image")
-    z, valid, _, impulse = model.network_input(img.data, img.invalid, factor)
+    z, valid, extreme, impulse = model.network_input(img.data, img.invalid, factor)
+    held = held_out(img.data, img.invalid, model.normalization, valid, extreme, impulse,
+                    factor)
     mean, std = model.predict_arrays(z, valid, factor, method=method,
                                      n_predictions=n_predictions, seed=seed,
                                      tile_size=tile_size, progress=progress,
-                                     calibrate=calibrate, refine=refine)
-    valid = replaced_pixels(model.normalization, valid, impulse)
+                                     calibrate=calibrate, refine=refine, held=held)
+    refined = refined_held(held, valid, mean)
+    valid = replaced_pixels(model.normalization, valid, impulse) | refined
     dtype = img.output_dtype
     mean = np.where(valid, mean, img.data).astype(dtype, copy=False)
+    std = np.where(refined, noise_in_image_unit(model.normalization, factor), std)
     std = np.where(valid, std, np.nan).astype(dtype, copy=False)
     if img.kind == "quantity":
         return u.Quantity(mean, img.unit), u.Quantity(std, img.unit)
     return mean, std
 
 
+def refined_held(held, seen, mean):
+    """The held-out pixels (``held``: see ``_normalization.held_out``) that the
+    refinement denoised: those with a finite ``mean``."""
+    if held is None:
+        return np.zeros(seen.shape, bool)
+    return np.isfinite(held) & ~seen & np.isfinite(mean)
+
+
 def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predictions,
-                   seed=None, tile_size, progress=None, calibrate=True, refine=True):
+                   seed=None, tile_size, progress=None, calibrate=True, refine=True,
+                   held=None):
     """:meth:`TDRModel.predict_arrays <tdrdenoise.TDRModel.predict_arrays>`: the mean
     and std of the network input ``z`` (the student's, or the ensemble's), in the
     image unit (float64), level-calibrated (``_calibration.py``) unless
     ``calibrate`` is False, then Wiener-refined (``_wiener.py``; the mean only)
-    unless ``refine`` is False."""
+    unless ``refine`` is False. ``held``: the network-unit values of the bright
+    pixels held out of the network, NaN elsewhere (``_normalization.held_out``); the
+    refinement denoises them; their mean is NaN where it could not, or did not run."""
     norm = model.normalization
     if method == "student":
         zm, zs = student_predict(model.student, z, valid, device=model.device,
@@ -69,9 +85,13 @@ def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predicti
                                    keep_prob=model.keep_prob, device=model.device,
                                    tile_size=tile_size, progress=progress)
     # pure impulse noise is left alone: there only the impulses are replaced
+    refined = False
     if not pure_impulse(norm):
         if calibrate:
             zm, zs = level_calibrate(z, zm, zs, valid)
         if refine:
-            zm = wiener_refine(z, zm, valid, model.stride)
+            zm = wiener_refine(z, zm, valid, model.stride, held=held)
+            refined = True
+    if held is not None and not refined:
+        zm = np.where(np.isfinite(held) & ~valid, np.nan, zm)
     return inverse(zm, norm, factor), inverse_std(zm, zs, norm, factor)

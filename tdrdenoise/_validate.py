@@ -234,7 +234,8 @@ def check_denoise_options(R, options):
 
 
 def check_model_settings(*, width, dropout, keep_prob, patch_size, batch_size,
-                         outlier_threshold, bright_threshold, pixel_shuffle):
+                         outlier_threshold, bright_threshold, pixel_shuffle,
+                         impulse_noise="auto"):
     """Check the settings of :class:`~tdrdenoise.TDRModel` (ValueError naming the one
     that is wrong)."""
     if not 0 < keep_prob < 1:
@@ -254,3 +255,6 @@ def check_model_settings(*, width, dropout, keep_prob, patch_size, batch_size,
                                     pixel_shuffle not in (1, 2, 3, 4)):
         raise ValueError(f"pixel_shuffle must be 'auto' or 1, 2, 3 or 4; got "
                          f"{pixel_shuffle!r}")
+    if not (impulse_noise == "auto" or isinstance(impulse_noise, bool)):
+        raise ValueError(f"impulse_noise must be 'auto', True or False; got "
+                         f"{impulse_noise!r}")

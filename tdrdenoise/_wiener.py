@@ -36,6 +36,9 @@ PATCH = 12
 #: synthetic sigma 0.1 +0.08 dB, correlated +0.08 dB, the MDI noise level 1.93 ->
 #: 1.75 G; sigma 0.2 -0.09 dB and Poisson -0.04 dB, against 1.0).
 NOISE_FACTOR = 1.25
+#: Coefficients of the observation below this many noise sigmas are set to zero in
+#: the pilot of held-out pixels (:func:`hard_threshold`; BM3D's first step uses 2.7).
+HARD_THRESHOLD = 2.7
 #: Windows a residual needs for a per-coefficient noise table (else no refinement).
 MIN_WINDOWS = 64
 #: Rows of window origins transformed at once (memory: about ``3 * 4 * ROWS * width *
@@ -74,7 +77,7 @@ def noise_table(residual, valid, k=PATCH):
     return (mad_std(coef, axis=0) ** 2).reshape(k, k)
 
 
-def refine(z, zm, valid, stride=1, k=PATCH):
+def refine(z, zm, valid, stride=1, k=PATCH, held=None):
     """The Wiener refinement of the pilot ``zm`` by the observation ``z`` (network units).
 
     Parameters
@@ -87,17 +90,28 @@ def refine(z, zm, valid, stride=1, k=PATCH):
     stride : int
         The model's pixel-shuffle stride: 1 takes white noise of unit variance,
         more measures a noise table (:func:`noise_table`).
+    held : ndarray, optional
+        The observations of the pixels held out of the network (bright structure:
+        sunspots, stars), NaN elsewhere. They have no network estimate: their pilot
+        is the observation with every DCT coefficient below :data:`HARD_THRESHOLD`
+        noise sigmas set to zero (:func:`hard_threshold`, BM3D's first step without
+        its block matching), and they are refined too.
 
     Returns
     -------
     ndarray of float32
         The refined estimate; ``zm`` itself when the image is smaller than a window
         or, for ``stride`` > 1, too few windows measure the noise or it measures
-        none.
+        none. Pixels of ``held`` that could not be refined are NaN.
     """
     h, w = zm.shape
+    held_mask = None if held is None else np.isfinite(held) & ~valid
+    if held_mask is not None and held_mask.any():
+        unrefined = np.where(held_mask, np.float32(np.nan), zm)
+    else:
+        held_mask, unrefined = None, zm
     if h < k or w < k:
-        return zm
+        return unrefined
     pilot = np.asarray(zm, np.float32)
     obs = np.where(valid, z, pilot).astype(np.float32)
     if stride == 1:
@@ -105,21 +119,56 @@ def refine(z, zm, valid, stride=1, k=PATCH):
     else:
         noise = noise_table(obs - pilot, valid, k)
         if noise is None or not noise.max() > 0:  # nothing measured: nothing to do
-            return zm
+            return unrefined
         noise = np.maximum(noise, 1e-6 * noise.max())
-    noise = (NOISE_FACTOR * noise).astype(np.float32)
+    noise = noise.astype(np.float32)
+    use = valid
+    if held_mask is not None:
+        obs = np.where(held_mask, held, obs).astype(np.float32)
+        rough = hard_threshold(obs, noise, held_mask, k)
+        pilot = np.where(held_mask, rough, pilot).astype(np.float32)
+        use = valid | held_mask
+    out = _filter(obs, (NOISE_FACTOR * noise).astype(np.float32), k, pilot=pilot)
+    return np.where(use, out, zm)
+
+
+def hard_threshold(obs, noise, where, k=PATCH):
+    """The sliding-window DCT hard-threshold estimate of ``obs`` at the pixels
+    ``where`` (float32; the observation elsewhere): every coefficient but the mean
+    below :data:`HARD_THRESHOLD` times its noise sigma (``noise``: the per-coefficient
+    variance table) set to zero, the windows averaged with BM3D's weights. Only the
+    windows that cover a pixel of ``where`` are transformed."""
+    rows = np.nonzero(where.any(axis=1))[0]
+    out = _filter(obs, noise, k, rows=rows)
+    return np.where(where, out, obs).astype(np.float32)
+
+
+def _filter(obs, noise, k, pilot=None, rows=None):
+    """Sliding ``k`` x ``k`` DCT windows of ``obs``, one pixel apart, each filtered
+    and averaged with BM3D's weights: the Wiener gains of ``pilot``, or without one
+    the hard threshold (:data:`HARD_THRESHOLD`); ``rows``: the image rows whose
+    estimate is needed (all when None; elsewhere the result is undefined).
+    ``noise``: the per-coefficient noise variance table."""
+    h, w = obs.shape
     b = dct_matrix(k).astype(np.float32)
     floor = float(noise.mean())
     view_y = np.lib.stride_tricks.sliding_window_view(obs, (k, k))
-    view_p = np.lib.stride_tricks.sliding_window_view(pilot, (k, k))
+    view_p = (None if pilot is None else
+              np.lib.stride_tricks.sliding_window_view(pilot, (k, k)))
+    if pilot is None:
+        keep = np.float32(HARD_THRESHOLD) ** 2 * noise
+        keep[0, 0] = 0.0  # the window mean always passes (the flux is kept)
 
     def strip(r0):
         """Weighted estimates (rows, columns, k, k) and weights of the windows whose
         origins lie in rows ``r0`` to ``r0 + ROWS``."""
         yc = _dct2(np.ascontiguousarray(view_y[r0:r0 + ROWS]), b)
-        pc = _dct2(np.ascontiguousarray(view_p[r0:r0 + ROWS]), b)
-        pc *= pc
-        gain = pc / (pc + noise)
+        if pilot is None:
+            gain = (yc * yc > keep).astype(np.float32)
+        else:
+            pc = _dct2(np.ascontiguousarray(view_p[r0:r0 + ROWS]), b)
+            pc *= pc
+            gain = pc / (pc + noise)
         # BM3D's aggregation weight, at most that of one coefficient passed whole
         weight = 1.0 / np.maximum((gain * gain * noise).sum(axis=(-2, -1)), floor)
         return r0, (b.T @ (gain * yc) @ b) * weight[..., None, None], weight
@@ -135,12 +184,19 @@ def refine(z, zm, valid, stride=1, k=PATCH):
             for c in range(k):
                 num[r0 + a:r0 + a + nr, c:c + ncols] += est[:, :, a, c]
 
+    starts = range(0, h - k + 1, ROWS)
+    if rows is not None:
+        # the strips whose windows cover one of the rows (origins r - k + 1 to r)
+        need = np.zeros(h - k + 1 + ROWS, bool)
+        for r in rows:
+            need[max(r - k + 1, 0):min(r, h - k) + 1] = True
+        starts = [r0 for r0 in starts if need[r0:r0 + ROWS].any()]
     # the transforms (numpy releases the GIL) in as many threads as torch uses,
     # with at most two strips per thread in flight
     workers = max(1, torch.get_num_threads())
     with ThreadPoolExecutor(workers) as pool:
         pending = deque()
-        for r0 in range(0, h - k + 1, ROWS):
+        for r0 in starts:
             pending.append(pool.submit(strip, r0))
             if len(pending) >= 2 * workers:
                 add(*pending.popleft().result())
@@ -149,5 +205,5 @@ def refine(z, zm, valid, stride=1, k=PATCH):
     # each pixel's normaliser: the weights of the windows that cover it, the box sums
     # of the window weights padded by k - 1 on every side
     den = box_sums(np.pad(weights, k - 1), k)
-    out = (num / den).astype(np.float32)
-    return np.where(valid, out, zm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (num / den).astype(np.float32)

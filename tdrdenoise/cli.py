@@ -85,7 +85,8 @@ def _cmd_train(args):
     images = [read_image(path, hdu=args.hdu, unit=args.unit) for path in args.image]
     image = images[0]
     model = TDRModel(patch_size=args.patch_size, batch_size=args.batch_size,
-                     device=args.device)
+                     device=args.device, impulse_noise=args.impulse_noise,
+                     pixel_shuffle=args.pixel_shuffle)
     more = f" and {len(images) - 1} more image(s)" if len(images) > 1 else ""
     _say(args, f"Training on {args.image[0]} ({image.shape[0]} x {image.shape[1]} pixels, "
                f"unit {image.unit}){more} for {args.steps} steps on "
@@ -99,6 +100,7 @@ def _cmd_train(args):
     record = model.history[-1]
     _say(args, f"Trained in {seconds:.1f} s (final loss {record['final_loss']:.4g}; "
                f"noise scale {model.normalization['scale']:.4g} {image.unit}).")
+    _say(args, f"Detected: {model.noise_description}")
     _say(args, f"Saved {args.output} (fingerprint {model.fingerprint}).")
     return 0
 

@@ -3,8 +3,8 @@ import numpy as np
 
 from ._containers import check_image, repack, unpack
 from ._distil import resolve_method
-from ._normalization import replaced_pixels
-from ._predict import DEFAULT_N_PREDICTIONS
+from ._normalization import describe_noise, held_out, replaced_pixels
+from ._predict import DEFAULT_N_PREDICTIONS, refined_held
 from ._validate import check_denoise_options, threshold_value
 from .model import DEFAULT_FINE_TUNE_STEPS, DEFAULT_TILE_SIZE, TDRModel
 from .restore import restore
@@ -89,7 +89,10 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     `~tdrdenoise.TDRUserWarning` gives their count and they are masked in NDData and
     Map results. Bright extended structure (beyond the model's ``bright_threshold``,
     20 noise sigmas by default: stars, galaxy cores, sunspots) is held out of the
-    network too and comes back as observed, neither restored nor masked. For a model
+    network too; the Wiener refinement denoises it without the network (its pilot
+    the observation's DCT coefficients above 2.7 noise sigmas), and ``R`` applies
+    to it as to every pixel (with ``refine=False`` it comes back as observed). Its
+    uncertainty is the input's, or the noise of a raw pixel. For a model
     trained on impulse noise (salt and pepper) the impulse pixels are hidden from the
     network and replaced by its prediction; when the pixels the impulses spared
     carry no noise of their own (pure salt and pepper, ``model.normalization
@@ -221,12 +224,16 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     z, seen, extreme, impulse = model.network_input(img.data, img.invalid, factor)
     tuned = model.fine_tune_arrays(z, seen, steps=fine_tune_steps, seed=seed,
                                    progress=progress) if fine_tune_steps else model
+    held = held_out(img.data, img.invalid, model.normalization, seen, extreme, impulse,
+                    factor)
     mean, std = tuned.predict_arrays(z, seen, factor, method=method,
                                      n_predictions=n_predictions, seed=seed,
                                      tile_size=tile_size, progress=progress,
-                                     calibrate=calibrate, refine=refine)
-    # the network's values replace what it saw and the impulse pixels it was not shown
-    valid = replaced_pixels(model.normalization, seen, impulse)
+                                     calibrate=calibrate, refine=refine, held=held)
+    # the network's values replace what it saw and the impulse pixels it was not shown,
+    # the refinement's the bright pixels held out of the network
+    refined = refined_held(held, seen, mean)
+    valid = replaced_pixels(model.normalization, seen, impulse) | refined
     restored, restored_mask = restore(img.data, mean, threshold)
     restored_mask &= valid
     data = np.where(valid, restored, img.data)
@@ -243,7 +250,9 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         raw_unc = img.std_uncertainty
         if raw_unc is None:
             raw_unc = np.where(img.invalid, np.nan, model.noise_scale(factor))
-        unc = np.where(valid & ~restored_mask, std, raw_unc).astype(dtype)
+        # bright pixels held out: the error of a raw pixel (the refinement's own is
+        # smaller), restored ones the input's
+        unc = np.where(valid & ~restored_mask & ~refined, std, raw_unc).astype(dtype)
         # of the pixels with a value (bright pixels held out included)
         fraction = float(restored_mask.sum()) / max(int((~img.invalid & ~extreme).sum()), 1)
         name = model.path if model.path else "in-memory"
@@ -255,7 +264,8 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         if not refine:
             settings += ", refine=False"
         record = (f"R={_format_R(threshold, unit)}, model={name}, "
-                  f"fingerprint={model.fingerprint}, {settings}")
+                  f"fingerprint={model.fingerprint}, {settings}, "
+                  f"{describe_noise(model.normalization, short=True)}")
         provenance = _provenance(add_keyword, record, fraction)
     result = repack(img, data, mask=mask, std=unc, provenance=provenance)
     if return_restored_mask:

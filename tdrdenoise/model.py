@@ -14,8 +14,8 @@ from . import model_io
 from ._containers import check_image, series_names, unpack, unpack_images
 from ._distil import distil_model
 from ._ensemble import GRID
-from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, make_normalization,
-                             network_input, noise_in_image_unit)
+from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, describe_noise,
+                             make_normalization, network_input, noise_in_image_unit)
 from ._predict import DEFAULT_N_PREDICTIONS, predict_arrays, predict_image
 from ._training import checkpoint_seed, fine_tune_arrays, new_seed, train_model
 from ._validate import check_int, check_model_settings
@@ -87,7 +87,8 @@ class TDRModel:
     bright_threshold : float, optional
         Pixels farther than this many noise sigmas of the training image from its
         median (default 20: stars, galaxy cores, sunspots, cosmic rays) are held out:
-        the network neither sees nor learns from them, and they come back as observed
+        the network neither sees nor learns from them, and the Wiener refinement
+        denoises them without it (they come back as observed with ``refine=False``)
         (not masked). Without this, a few bright sources dominate the squared-error
         loss and the background is poorly denoised. Images dominated by impulse noise
         (salt and pepper) hold nothing out. ``np.inf`` holds nothing out.
@@ -100,6 +101,15 @@ class TDRModel:
         measures the correlation of the training image's noise between neighbours
         and takes 2 when it exceeds 0.3, 3 when it exceeds 0.65 (noise still
         correlated two pixels apart), else 1 (white noise).
+    impulse_noise : {"auto", True, False}, optional
+        Whether the training image carries impulse noise (salt and pepper): its
+        impulse pixels are then hidden from the network and inpainted, nothing bright
+        is held out and the stride is 1. ``"auto"`` (default) decides from the image:
+        at least 2.5 % of the pixels lie more than 5 noise sigmas from the median of
+        their 3 x 3 neighbours *and* they are scattered at random, not side by side
+        as on the edges of sunspots, plage, stars and galaxy cores (no real frame of
+        HMI, MDI or HST we test on is taken for impulse noise). What was detected is
+        in :attr:`noise_description`, the ``repr`` and the header record.
     student_width : int, optional
         Encoder channels (at least 2) of the student that :meth:`fit` distils (see
         :meth:`distil`); its decoder has twice as many.
@@ -137,11 +147,12 @@ class TDRModel:
     def __init__(self, width=48, dropout=0.3, keep_prob=0.7, patch_size=64, batch_size=8,
                  learning_rate=1e-3, device="auto", outlier_threshold=OUTLIER_THRESHOLD,
                  bright_threshold=BRIGHT_THRESHOLD, pixel_shuffle="auto",
-                 student_width=DEFAULT_STUDENT_WIDTH):
+                 student_width=DEFAULT_STUDENT_WIDTH, impulse_noise="auto"):
         check_model_settings(width=width, dropout=dropout, keep_prob=keep_prob,
                              patch_size=patch_size, batch_size=batch_size,
                              outlier_threshold=outlier_threshold,
-                             bright_threshold=bright_threshold, pixel_shuffle=pixel_shuffle)
+                             bright_threshold=bright_threshold, pixel_shuffle=pixel_shuffle,
+                             impulse_noise=impulse_noise)
         self.architecture = {"name": "self2self-unet", "width": int(width),
                              "dropout": float(dropout)}
         self.keep_prob = float(keep_prob)
@@ -151,6 +162,7 @@ class TDRModel:
         self.outlier_threshold = float(outlier_threshold)
         self.bright_threshold = float(bright_threshold)
         self.pixel_shuffle = pixel_shuffle if pixel_shuffle == "auto" else int(pixel_shuffle)
+        self.impulse_noise = impulse_noise
         self.device = resolve_device(device)
         self.normalization = None
         self.unit = None
@@ -203,6 +215,25 @@ class TDRModel:
     def network_input(self, data, invalid, factor=1.0, name="image"):
         """(z, valid, extreme, impulse) of an image array for this model's network."""
         return network_input(data, invalid, self.normalization, factor, name)
+
+    @property
+    def noise_description(self):
+        """What the noise detection found on the training image, in words (None before
+        :meth:`fit`): the noise type (white, correlated, impulse), what was measured,
+        the pixel-shuffle stride and the bright pixels held out.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tdrdenoise import TDRModel
+        >>> noisy = np.random.default_rng(0).normal(size=(48, 48))
+        >>> model = TDRModel(device="cpu").fit(noisy, steps=1, seed=0, progress=False)
+        >>> model.noise_description.split(" (")[0]
+        'white noise'
+        """
+        if not self.is_fitted:
+            return None
+        return describe_noise(self.normalization)
 
     # ------------------------------------------------------------------ training
     @property
@@ -309,7 +340,8 @@ class TDRModel:
                                    f"to the first image's '{img.unit}'; a series must "
                                    "hold images of one kind") from None
         norm = make_normalization(img.data, img.invalid, self.outlier_threshold,
-                                  self.bright_threshold, self.pixel_shuffle)
+                                  self.bright_threshold, self.pixel_shuffle,
+                                  self.impulse_noise)
         if seed is None:
             seed = checkpoint_seed(checkpoint)
         seed = new_seed() if seed is None else int(seed)
@@ -546,15 +578,17 @@ class TDRModel:
     def predict_arrays(self, z, valid, factor=1.0, *, method="ensemble",
                        n_predictions=DEFAULT_N_PREDICTIONS, seed=None,
                        tile_size=DEFAULT_TILE_SIZE, progress=None, calibrate=True,
-                       refine=True):
+                       refine=True, held=None):
         """:meth:`predict` on the output of :meth:`network_input`: float64 arrays in the
         image unit, meaningful where ``valid`` (``method`` is ``"student"`` or
         ``"ensemble"``; ``calibrate`` and ``refine`` as in :meth:`predict`, measured
-        on the pixels flagged by ``valid``)."""
+        on the pixels flagged by ``valid``; ``held``: the network-unit values of the
+        bright pixels held out of the network, NaN elsewhere, which the refinement
+        denoises too, their mean NaN where it did not)."""
         return predict_arrays(self, z, valid, factor, method=method,
                               n_predictions=n_predictions, seed=seed,
                               tile_size=tile_size, progress=progress,
-                              calibrate=calibrate, refine=refine)
+                              calibrate=calibrate, refine=refine, held=held)
 
     def noise_scale(self, factor=1.0):
         """The training image's noise in the unit of an image (``factor`` converts it)."""
@@ -673,5 +707,6 @@ class TDRModel:
             state = f"trained {steps} steps{unit}"
             if self.student is not None:
                 state += f", student width={self.student.width}"
+            state += f", {describe_noise(self.normalization, short=True)}"
         return (f"<TDRModel width={self.architecture['width']} device={self.device.type} "
                 f"{state}>")

@@ -269,6 +269,7 @@ def from_bytes(data, *, device="auto", source="the model data"):
     model.outlier_threshold = fields["normalization"]["outlier_threshold"]
     model.bright_threshold = fields["normalization"]["bright_threshold"]
     model.pixel_shuffle = fields["normalization"]["pixel_shuffle"]
+    model.impulse_noise = fields["normalization"]["impulse_noise"]
     model.unit = fields["unit"]
     model.history = fields["history"]
     return model

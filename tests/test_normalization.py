@@ -130,7 +130,9 @@ from scipy import ndimage  # noqa: E402
 
 from tdrdenoise._noise import neighbour_correlation, white_fraction  # noqa: E402
 from tdrdenoise._normalization import (BRIGHT_THRESHOLD, bright_pixels,  # noqa: E402
-                                       choose_shuffle, impulse_fraction)
+                                       choose_shuffle, describe_noise, impulse_clustering,
+                                       impulse_diagnostics, impulse_fraction,
+                                       impulse_pixels)
 
 
 def test_bright_pixels_held_out():
@@ -148,23 +150,52 @@ def test_bright_pixels_held_out():
     assert not bright_pixels(z, valid, np.inf).any()
 
 
-def test_bright_pixels_come_back_as_observed_and_unmasked():
-    data = image((96, 96))
-    data[30:38, 50:58] += 40.0      # a bright source, > 100 noise sigmas
+def bright_scene(seed=1):
+    """A smooth field with white noise of sigma 0.3 and a bright 8 x 8 source (40, more
+    than 100 noise sigmas), its rows and columns."""
+    data = image((96, 96), seed)
+    data[30:38, 50:58] += 40.0
+    return data, (slice(30, 38), slice(50, 58))
+
+
+def test_bright_pixels_are_denoised_without_the_network():
+    data, src = bright_scene()
+    truth = data - np.random.default_rng(1).normal(0, 0.3, data.shape)
     model = TDRModel(**TINY).fit(data, steps=3, seed=0, progress=False)
     ccd = CCDData(data, unit="adu")
     out, restored = tdr_denoise(ccd, model, R=np.inf, fine_tune_steps=0,
                                 return_restored_mask=True, **FAST)
-    src = (slice(30, 38), slice(50, 58))
-    np.testing.assert_array_equal(out.data[src], data[src])
+    # the Wiener refinement denoises the held-out source: closer to the truth than
+    # the observation, its flux kept, not masked, its error bar the raw noise
+    err_out = np.sqrt(np.mean((out.data[src] - truth[src]) ** 2))
+    err_in = np.sqrt(np.mean((data[src] - truth[src]) ** 2))
+    assert err_out < 0.8 * err_in
+    assert abs(out.data[src].sum() / data[src].sum() - 1) < 0.01
     assert not out.mask[src].any() and not restored.any()
+    np.testing.assert_allclose(out.uncertainty.array[src], model.noise_scale())
     assert out.meta["TDRRFRAC"] == 0
     # the rest of the image is denoised
     assert np.abs(out.data - data)[:20, :20].mean() > 0.05
+    # predict() gives the same values
+    mean, std = model.predict(data, **FAST)
+    np.testing.assert_allclose(mean[src], out.data[src])
+    assert np.isfinite(std[src]).all()
+
+
+def test_bright_pixels_come_back_as_observed_without_refinement():
+    data, src = bright_scene()
+    model = TDRModel(**TINY).fit(data, steps=3, seed=0, progress=False)
+    out = tdr_denoise(CCDData(data, unit="adu"), model, R=np.inf, fine_tune_steps=0,
+                      refine=False, **FAST)
+    np.testing.assert_array_equal(out.data[src], data[src])
+    mean, std = model.predict(data, refine=False, **FAST)
+    np.testing.assert_array_equal(mean[src], data[src])
+    assert np.isnan(std[src]).all()
     # with bright_threshold=np.inf the network sees (and changes) the source too
     all_in = TDRModel(bright_threshold=np.inf, **TINY).fit(data, steps=3, seed=0,
                                                            progress=False)
-    out2 = tdr_denoise(ccd, all_in, R=np.inf, fine_tune_steps=0, **FAST)
+    out2 = tdr_denoise(CCDData(data, unit="adu"), all_in, R=np.inf, fine_tune_steps=0,
+                       refine=False, **FAST)
     assert np.abs(out2.data[src] - data[src]).max() > 0
 
 
@@ -297,3 +328,92 @@ def test_pure_impulse_noise_changes_only_the_impulses():
                                  seed=0, progress=False)
     assert mixed.normalization["impulse_noise"] is True
     assert mixed.normalization["impulse_only"] is False
+
+
+def spots(shape=(128, 128), seed=5):
+    """A magnetogram-like scene: correlated noise of sigma 1 and, on 2 % of the
+    pixels, plage elements 1-2 px wide of +-50 to 400 (many 5-sigma candidates,
+    side by side)."""
+    rng = np.random.default_rng(seed)
+    data = correlated(shape, seed=seed)
+    elements = np.where(rng.random(shape) < 0.02,
+                        rng.choice([-1.0, 1.0], shape) * rng.uniform(50, 400, shape), 0.0)
+    return data + ndimage.gaussian_filter(elements, 0.7) * 2 * np.pi * 0.49
+
+
+def test_sharp_structure_is_not_impulse_noise():
+    none = np.zeros((128, 128), bool)
+    data = spots()
+    fraction, clustering, impulsive = impulse_diagnostics(data, none)
+    # many candidates, but in clusters: structure, not salt and pepper
+    assert fraction > 0.025 and clustering > 0.2 and not impulsive
+    norm = make_normalization(data, none)
+    assert norm["impulse_noise"] is False and norm["bright_threshold"] == BRIGHT_THRESHOLD
+    assert norm["impulse_fraction"] == pytest.approx(fraction, abs=1e-5)
+    # random impulses on the same scene are
+    rng = np.random.default_rng(6)
+    salt = data.copy()
+    hit = rng.random(salt.shape) < 0.05
+    salt[hit] = rng.choice([-1e3, 1e3], hit.sum())
+    assert abs(impulse_clustering(impulse_pixels(salt, none) & hit)) < 0.02
+    assert impulse_diagnostics(smooth_field((128, 128)) + np.where(hit, 50.0, 0.0),
+                               none)[2]
+    assert impulse_clustering(np.zeros((8, 8), bool)) == 0.0
+
+
+def test_noise_detection_can_be_overridden_and_is_shown():
+    data = spots()
+    forced = TDRModel(impulse_noise=True, **TINY).fit(data, steps=1, seed=0,
+                                                      progress=False)
+    norm = forced.normalization
+    assert norm["impulse_noise"] is True and norm["pixel_shuffle"] == 1
+    assert "noise=impulse" in repr(forced) or "noise=impulse-only" in repr(forced)
+    assert TDRModel(**TINY).fit(data, steps=1, seed=0,
+                                progress=False).normalization["impulse_noise"] is False
+    data = smooth_field((128, 128)) + 0.3 * correlated()
+    auto = TDRModel(**TINY).fit(data, steps=1, seed=0, progress=False)
+    assert "noise=correlated" in repr(auto)
+    assert auto.noise_description.startswith("correlated noise (neighbour correlation")
+    assert "impulse_noise" in auto.noise_description
+    out = tdr_denoise(CCDData(data, unit="G"), auto, fine_tune_steps=0, **FAST)
+    assert "noise=correlated, shuffle=3, bright=20sigma" in out.meta["TDRDENOI"]
+    # the setting survives a round trip, and a model file of an older version
+    # (without the measured values) is still described
+    again = TDRModel.from_bytes(auto.to_bytes(), device="cpu")
+    assert again.impulse_noise is False and again.noise_description == \
+        auto.noise_description
+    old = {k: v for k, v in auto.normalization.items()
+           if k not in ("noise_correlation", "impulse_fraction", "impulse_clustering")}
+    assert describe_noise(old).startswith("correlated noise; pixel shuffle 3")
+    assert TDRModel().noise_description is None
+    with pytest.raises(ValueError, match="impulse_noise"):
+        TDRModel(impulse_noise="yes")
+
+
+def _real_frames():
+    from .conftest import SHARED_DATA
+    return sorted(SHARED_DATA.glob("hmi_sharp/*.fits")) + sorted(
+        SHARED_DATA.glob("mdi/*.fits")) + sorted(SHARED_DATA.glob("hst/*.fits"))
+
+
+@pytest.mark.data
+def test_no_real_frame_is_taken_for_impulse_noise():
+    """Issue 23: every SHARP, MDI and HST frame of ../shared/data is real data, not
+    salt and pepper (14 of the 21 SHARP maps were before the clustering test); the
+    synthetic salt-and-pepper frames still are."""
+    from astropy.io import fits
+
+    from .conftest import SHARED_DATA
+    frames = _real_frames()
+    assert len(frames) >= 25
+    for path in frames:
+        with fits.open(path) as hdul:
+            data = next(h.data for h in hdul if h.data is not None).astype(np.float64)
+        invalid = ~np.isfinite(data)
+        fraction, clustering, impulsive = impulse_diagnostics(data, invalid)
+        assert not impulsive, f"{path.name}: {fraction:.4f} {clustering:.3f}"
+        # far from the threshold: the decision is not a close call
+        assert clustering > 0.15 or fraction < 0.01, path.name
+    for path in sorted(SHARED_DATA.glob("synthetic/salt_pepper/*.fits")):
+        data = fits.getdata(path).astype(np.float64)
+        assert impulse_diagnostics(data, np.zeros(data.shape, bool))[2], path.name

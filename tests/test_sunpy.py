@@ -73,10 +73,12 @@ def test_denoise_map(model):
     np.testing.assert_array_equal(out.mask, off_limb | restored)
     np.testing.assert_array_equal(out.data[restored], m.data[restored])
     assert out.meta["tdrrfrac"] == pytest.approx(restored.sum() / (~off_limb).sum(), abs=1e-6)
-    # the sunspot is bright extended structure: held out of the network, it comes
-    # back as observed, neither restored nor masked
-    assert not restored[26, 20] and not out.mask[26, 20]
-    assert out.data[26, 20] == m.data[26, 20]
+    # the sunspot is bright extended structure: held out of the network, the Wiener
+    # refinement denoises it, and R applies to it as to every other pixel
+    spot = (slice(22, 31), slice(16, 25))
+    change = np.abs(out.data[spot] - m.data[spot])
+    assert (change[~restored[spot]] <= 5).all() and change.max() > 0
+    np.testing.assert_array_equal(out.mask[spot], restored[spot])
     # the input Map is unchanged
     assert m.mask is None and dict(m.meta) == meta_before
 
