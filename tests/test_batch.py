@@ -112,13 +112,64 @@ def test_output_dtype(tmp_path, model):
     path = tmp_path / "f64.fits"
     data = np.random.default_rng(0).normal(size=(40, 40))
     fits.PrimaryHDU(data, fits.Header({"BUNIT": "adu"})).writeto(path)
+    # by default the input's type is kept
     table = denoise_files([path], model, output_dir=tmp_path / "a", progress=False, **FAST)
     with fits.open(table["output"][0]) as hdul:
-        assert hdul[0].data.dtype == np.dtype(">f4")
-        assert hdul["UNCERT"].data.dtype == np.dtype(">f4")
-    table = denoise_files([path], model, output_dir=tmp_path / "b", dtype=None,
+        assert hdul[0].data.dtype == np.dtype(">f8")
+        assert hdul["UNCERT"].data.dtype == np.dtype(">f8")
+    # float32 on request
+    with pytest.warns(UserWarning, match="rounded"):
+        table = denoise_files([path], model, output_dir=tmp_path / "b", dtype=np.float32,
+                              progress=False, **FAST)
+    assert fits.getdata(table["output"][0]).dtype == np.dtype(">f4")
+    with pytest.raises(TypeError, match="dtype must be None"):
+        denoise_files([path], model, output_dir=tmp_path / "c", dtype=np.int16)
+
+
+def _extreme_float64(tmp_path):
+    """A float64 image that float32 cannot hold: 1e8 + noise, 1 + 2**-40, 2**24 + 1, 1e39."""
+    data = 1e8 + np.random.default_rng(1).normal(0, 1, (48, 48))
+    data[0, :4] = 1 + 2.0 ** -40
+    data[1, :4] = 16777217.0
+    data[2, :2] = 1e39
+    path = tmp_path / "extreme.fits"
+    fits.PrimaryHDU(data, fits.Header({"BUNIT": "adu"})).writeto(path)
+    return path, data
+
+
+def test_r0_exact_for_float64_extremes(tmp_path, model):
+    path, data = _extreme_float64(tmp_path)
+    with np.errstate(over="ignore"):
+        assert len(np.unique(data.astype(np.float32))) < len(np.unique(data)) / 100
+    table = denoise_files([path], model, R=0, output_dir=tmp_path / "out", progress=False,
+                          **FAST)
+    assert list(table["status"]) == ["done"]
+    out = fits.getdata(table["output"][0])
+    assert out.dtype == np.dtype(">f8")
+    np.testing.assert_array_equal(out, data)  # every pixel, bit for bit
+
+
+def test_smaller_dtype_refused_or_warned(tmp_path, model):
+    path, data = _extreme_float64(tmp_path)
+    # 1e39 would become inf: refused whatever R
+    table = denoise_files([path], model, R=0, output_dir=tmp_path / "a", dtype=np.float32,
                           progress=False, **FAST)
-    assert fits.getdata(table["output"][0]).dtype == np.dtype(">f8")
+    assert list(table["status"]) == ["failed"]
+    assert "inf" in table["error"][0] and "--dtype input" in table["error"][0]
+    assert not os.path.exists(table["output"][0])
+    # values float32 rounds: refused at R=0 (which must return them) ...
+    data[2, :2] = 1e8
+    fits.PrimaryHDU(data, fits.Header({"BUNIT": "adu"})).writeto(path, overwrite=True)
+    table = denoise_files([path], model, R=0, output_dir=tmp_path / "b", dtype=np.float32,
+                          progress=False, **FAST)
+    assert list(table["status"]) == ["failed"]
+    assert "R=0" in table["error"][0] and "would change" in table["error"][0]
+    # ... and written with a warning otherwise
+    with pytest.warns(UserWarning, match="would change .* input values"):
+        table = denoise_files([path], model, R=1.0, output_dir=tmp_path / "c",
+                              dtype=np.float32, progress=False, **FAST)
+    assert list(table["status"]) == ["done"]
+    assert fits.getdata(table["output"][0]).dtype == np.dtype(">f4")
 
 
 def test_unit_mismatch_is_per_file(files, model, tmp_path):

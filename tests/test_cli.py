@@ -130,6 +130,26 @@ def test_no_calibrate_no_refine(trained, tmp_path):
         assert not np.array_equal(on[0].data, raw[0].data)
 
 
+def test_dtype_option(trained, capsys, tmp_path):
+    """--dtype input (the default) keeps float64 exact at --R 0; float32 only on request."""
+    folder, model, frames = trained
+    data = 1e8 + np.random.default_rng(3).normal(0, 1, (40, 40))
+    data[0, :3] = [1 + 2.0 ** -40, 16777217.0, 1e39]
+    path = tmp_path / "f64.fits"
+    fits.PrimaryHDU(data, fits.Header({"BUNIT": "count / s"})).writeto(path)
+    assert main(["denoise", "--model", model, str(path), "--R", "0", "-o",
+                 str(tmp_path / "a"), "-q"] + FAST + TINY) == 0
+    out = fits.getdata(tmp_path / "a" / "f64_tdr.fits")
+    assert out.dtype == np.dtype(">f8")
+    np.testing.assert_array_equal(out, data)
+    # float32 would turn 1e39 into inf: the file fails with a message saying so
+    assert main(["denoise", "--model", model, str(path), "--R", "0", "--dtype", "float32",
+                 "-o", str(tmp_path / "b"), "-q"] + FAST + TINY) == 1
+    err = capsys.readouterr().err
+    assert "inf" in err and "--dtype input" in err
+    assert not (tmp_path / "b" / "f64_tdr.fits").exists()
+
+
 def test_denoise_errors(trained, capsys, tmp_path):
     folder, model, frames = trained
     # R in a unit that does not match the model's images
