@@ -170,10 +170,11 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
       same call again after an interruption finishes the job.
     - Runs started side by side on the same files and ``output_dir`` (two shells,
       two batch jobs) split the work: each output is claimed with a lock file
-      ``.<name>.lock`` (see :func:`~tdrdenoise.utils.claim_output`) before it is
-      worked on, and an output claimed or written by another run is reported as
-      ``"skipped"``. The locks and temporary files of runs that were killed are
-      removed (:func:`~tdrdenoise.utils.clean_stale_temporaries`) before work starts.
+      ``.<name>.tdrdenoise.lock`` (see :func:`~tdrdenoise.utils.claim_output`) before
+      it is worked on, and an output claimed or written by another run is reported as
+      ``"skipped"``. The locks and temporary files of tdrdenoise runs that were
+      killed are removed (:func:`~tdrdenoise.utils.clean_stale_temporaries`) before
+      work starts; the hidden files of other programs are never touched.
     - A file that cannot be read, denoised or written is reported as ``"failed"``
       with its error message; the other files go on.
     - ``output_dir`` is created and checked to be writable before any work.

@@ -300,16 +300,38 @@ def test_claims_and_stale_files(files, model, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     # what a run killed outright left behind: a lock and a half-written temporary
-    (out_dir / ".frame0_tdr.fits.lock").write_text(f"{proc.pid}@{_host()}\n")
-    part = out_dir / f".frame0_tdr.fits.{proc.pid}@{_host()}.x1y2z3_a.part"
+    (out_dir / ".frame0_tdr.fits.tdrdenoise.lock").write_text(
+        f"tdrdenoise {proc.pid}@{_host()}\n")
+    part = out_dir / f".frame0_tdr.fits.tdrdenoise-{proc.pid}@{_host()}.x1y2z3_a.part"
     part.write_bytes(b"half a file")
     # a file another run (this process stands for it) is working on
-    (out_dir / ".frame1_tdr.fits.lock").write_text(f"{os.getpid()}@{_host()}\n")
+    (out_dir / ".frame1_tdr.fits.tdrdenoise.lock").write_text(
+        f"tdrdenoise {os.getpid()}@{_host()}\n")
     table = denoise_files(files, model, output_dir=out_dir, progress=False, **FAST)
     assert list(table["status"]) == ["done", "failed", "skipped"]
     assert "being written by another run" in table["error"][2]
     assert table.meta["n_failed"] == 1 and table.meta["n_skipped"] == 1
-    assert sorted(os.listdir(out_dir)) == [".frame1_tdr.fits.lock", "frame0_tdr.fits"]
+    assert sorted(os.listdir(out_dir)) == [".frame1_tdr.fits.tdrdenoise.lock",
+                                           "frame0_tdr.fits"]
+
+
+def test_foreign_hidden_files_survive(files, model, tmp_path):
+    """Other programs' locks and temporaries beside the inputs are never deleted."""
+    folder = os.path.dirname(files[0])
+    old = 0  # 1970: older than any age limit
+    foreign = {".pipeline.lock": "not a pid", ".notes.abcd1234.part": "draft",
+               ".frame0_tdr.fits.lock": "12@somewhere\n",
+               ".frame0_tdr.fits.123@nohost.abc_1234.part": "x"}
+    for name, text in foreign.items():
+        path = os.path.join(folder, name)
+        with open(path, "w") as fh:
+            fh.write(text)
+        os.utime(path, (old, old))
+    table = denoise_files(files, model, progress=False, **FAST)  # no output_dir
+    assert list(table["status"]) == ["done", "failed", "done"]
+    for name, text in foreign.items():
+        with open(os.path.join(folder, name)) as fh:
+            assert fh.read() == text
 
 
 def test_output_is_a_folder(files, model, tmp_path):
