@@ -25,12 +25,46 @@ from ._normalization import OUTLIER_THRESHOLD, TRANSFORM, check_normalization
 from .utils import TDRUserWarning, atomic_open, resolve_device
 
 __all__ = ["FILE_FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes",
-           "payload_checksum"]
+           "payload_checksum", "header_name"]
 
 #: Version of the model file layout; files with a newer one are refused.
 FILE_FORMAT_VERSION = 3
 FILE_MAGIC = "tdrdenoise-model"
 _ARCHITECTURE = "self2self-unet"
+
+
+def header_name(path):
+    r"""How a header record names the model file at ``path``: its base name, in
+    printable ASCII.
+
+    The folder is left out (a header must not leak local paths); characters outside
+    printable ASCII, which FITS header values cannot hold, become backslash escapes
+    (``\xe9``, ``\u00e9``). A model without a file is ``"in-memory"``.
+
+    Parameters
+    ----------
+    path : str, path-like or None
+        The model file (``TDRModel.path``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from tdrdenoise.model_io import header_name
+    >>> header_name("/home/me/données/hmi model.tdr")
+    'hmi model.tdr'
+    >>> header_name("/data/modèle.tdr")
+    'mod\\xe8le.tdr'
+    >>> header_name(None)
+    'in-memory'
+    """
+    if not path:
+        return "in-memory"
+    name = os.path.basename(os.fsdecode(path).replace("\\", "/").rstrip("/")) or "in-memory"
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii")
+                   for c in name)
 
 
 def payload_checksum(payload):

@@ -200,7 +200,8 @@ def test_dask_local_cluster(files, model, model_path, tmp_path):
         assert table["error"][1]
         # the model travelled as its file: the provenance names the original file
         header = fits.getheader(table["output"][0])
-        assert f"model={model_path}" in header["TDRDENOI"]
+        assert f"model={model_path.name}," in header["TDRDENOI"]
+        assert str(model_path.parent) not in header["TDRDENOI"]
         assert f"fingerprint={model.fingerprint}" in header["TDRDENOI"]
         again = denoise_files(files, model, R=0.5, output_dir=out_dir, client=client,
                               device="cpu", progress=False, **FAST)
@@ -313,6 +314,20 @@ def test_claims_and_stale_files(files, model, tmp_path):
     assert table.meta["n_failed"] == 1 and table.meta["n_skipped"] == 1
     assert sorted(os.listdir(out_dir)) == [".frame1_tdr.fits.tdrdenoise.lock",
                                            "frame0_tdr.fits"]
+
+
+def test_model_in_non_ascii_folder(files, model_path, tmp_path):
+    """The header names the model file, not its folder, in printable ASCII."""
+    folder = tmp_path / "données"
+    folder.mkdir()
+    moved = TDRModel.load(model_path, device="cpu")
+    moved.save(folder / "modèle.tdr")
+    table = denoise_files(files[:1], TDRModel.load(folder / "modèle.tdr", device="cpu"),
+                          R=0.5, output_dir=tmp_path / "out", progress=False, **FAST)
+    assert list(table["status"]) == ["done"], table["error"][0]
+    record = fits.getheader(table["output"][0])["TDRDENOI"]
+    assert "model=mod\\xe8le.tdr," in record and "donn" not in record
+    assert f"fingerprint={moved.fingerprint}" in record
 
 
 def test_foreign_hidden_files_survive(files, model, tmp_path):
