@@ -103,7 +103,13 @@ def unpack(image, name="image"):
         raise TypeError(
             f"{name} must be a CCDData, NDData, sunpy Map, Quantity or numpy array; "
             f"got {type(image).__name__}")
-    values = np.asarray(values)
+    try:
+        values = np.asarray(values)
+    except ValueError:  # numpy's "inhomogeneous shape": a ragged nested list
+        raise ValueError(f"{name} is a nested {type(values).__name__} whose rows are not "
+                         f"all of one length{_row_lengths(values)}; an image needs rows "
+                         "of equal length: pad or crop them, or pass a 2-D numpy "
+                         "array") from None
     if values.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers; got dtype {values.dtype}")
     if values.ndim != 2:
@@ -124,6 +130,16 @@ def unpack(image, name="image"):
         if unit == u.dimensionless_unscaled and kind != "quantity":
             unit = None
     return _Image(data=data, invalid=invalid, unit=unit, kind=kind, original=image, raw=raw)
+
+
+def _row_lengths(rows):
+    """" (row lengths 3, 2, ...)" of a nested list, or "" where they cannot be told."""
+    try:
+        lengths = sorted({len(row) for row in rows})
+    except TypeError:  # numbers mixed with rows
+        return " (numbers and rows mixed)"
+    shown = ", ".join(str(n) for n in lengths[:5]) + (", ..." if len(lengths) > 5 else "")
+    return f" (row lengths {shown})"
 
 
 def check_image(img, name, min_valid=MIN_SIZE * MIN_SIZE):

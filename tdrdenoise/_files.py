@@ -141,6 +141,9 @@ def atomic_open(path, overwrite=True):
         If ``overwrite`` is False and ``path`` exists when the data are complete.
     NotADirectoryError
         If the folder of ``path`` (or one above it) is a file.
+    PermissionError
+        If files cannot be created in the folder of ``path`` (the message names
+        ``path`` and its folder).
 
     Examples
     --------
@@ -158,7 +161,12 @@ def atomic_open(path, overwrite=True):
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise _folder_error(path, folder, exc) from None
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part", prefix=_temp_prefix(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part", prefix=_temp_prefix(path))
+    except PermissionError:  # not the hidden temporary's name: the file asked for
+        raise PermissionError(f"cannot write {path}: no permission to create files in "
+                              f"the folder {folder}; choose another folder or change "
+                              "its permissions") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh

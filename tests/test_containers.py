@@ -148,3 +148,17 @@ def test_cast_data_refuses_overflow_and_counts_rounding():
     with pytest.raises(ValueError, match="would become inf.*dtype=None"):
         cast_data(big, np.float32)
     assert big.data.dtype == np.float64  # left as it was
+
+
+@pytest.mark.parametrize("ragged, detail", [
+    ([[1.0, 2.0, 3.0], [4.0, 5.0]], "row lengths 2, 3"),
+    ([[1.0, 2.0], 3.0], "numbers and rows mixed")])
+def test_ragged_list_message(ragged, detail, unit_model):
+    from tdrdenoise._containers import unpack_images
+
+    for call in (lambda: unpack(ragged, "image"), lambda: unpack_images(ragged),
+                 lambda: tdr_denoise(ragged, unit_model, **FAST)):
+        with pytest.raises(ValueError, match=f"image is a nested list whose rows are not "
+                                             f"all of one length \\({detail}\\).*equal "
+                                             "length: pad or crop"):
+            call()

@@ -66,6 +66,37 @@ def test_atomic_open_folder_is_a_file(tmp_path):
             fh.write(b"x")
 
 
+def test_atomic_open_permission_names_the_target(tmp_path, monkeypatch):
+    """No permission in the folder: the message names the file asked for, not the
+    hidden temporary."""
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".out.fits.x.part"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError) as info:
+        with atomic_open(tmp_path / "out.fits") as fh:
+            fh.write(b"x")
+    message = str(info.value)
+    assert message.startswith(f"cannot write {tmp_path / 'out.fits'}: no permission")
+    assert "choose another folder" in message and ".part" not in message
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0,
+                    reason="needs POSIX permissions that apply (not root)")
+def test_atomic_open_read_only_folder(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match=r"cannot write .*model\.tdr: no perm"):
+            with atomic_open(folder / "model.tdr") as fh:
+                fh.write(b"x")
+    finally:
+        folder.chmod(0o755)
+
+
 @POSIX
 def test_clean_stale_temporaries(tmp_path):
     host = _host()
