@@ -246,8 +246,9 @@ class TDRModel:
         checkpoint : str or path-like, optional
             A file to save the training state to every ``checkpoint_every`` steps,
             atomically. If it exists, training resumes from it and gives the model an
-            uninterrupted run would. It is removed once training completes (save the
-            model itself with :meth:`save`).
+            uninterrupted run would. It is kept after training (a failure of the
+            distillation or of the save loses no training: the same call resumes
+            from it) and removed by :meth:`save` once the model is written.
         checkpoint_every : int, optional
             Steps between checkpoints.
         callback : callable, optional

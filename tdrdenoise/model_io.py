@@ -172,6 +172,12 @@ def to_bytes(model):
 def save(model, path, *, overwrite=False):
     """Write ``model`` to ``path``, atomically (see :meth:`TDRModel.save`).
 
+    With ``overwrite=False`` the file is created exclusively (a hard link from the
+    complete temporary file): a file another process writes under ``path`` meanwhile
+    is kept, and `FileExistsError` raised, never a silent replacement. Once the model
+    is written, the training checkpoint of the :meth:`~tdrdenoise.TDRModel.fit` that
+    made it (kept until then, so that a failed save loses no training) is removed.
+
     Parameters
     ----------
     model : `~tdrdenoise.TDRModel`
@@ -181,8 +187,11 @@ def save(model, path, *, overwrite=False):
 
     Raises
     ------
-    OSError
-        If ``path`` exists and ``overwrite`` is False.
+    FileExistsError
+        If ``path`` exists, or was created by another process while writing, and
+        ``overwrite`` is False (a subclass of `OSError`).
+    PermissionError, OSError
+        If the file cannot be written; the model and its checkpoint are kept.
     ValueError, FloatingPointError
         If the model's normalisation or weights are not finite.
 
@@ -192,11 +201,23 @@ def save(model, path, *, overwrite=False):
     """
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
-        raise OSError(f"{path} exists; pass overwrite=True to replace it")
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     data = to_bytes(model)
-    with atomic_open(path) as fh:
+    with atomic_open(path, overwrite=overwrite) as fh:
         fh.write(data)
     model.path = path
+    checkpoint = getattr(model, "pending_checkpoint", None)
+    if checkpoint is not None:
+        model.pending_checkpoint = None
+        if os.path.isfile(checkpoint) and not _same_file(checkpoint, path):
+            os.unlink(checkpoint)  # the model itself is now what to keep
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def load(path, *, device="auto"):

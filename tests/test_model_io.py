@@ -34,6 +34,56 @@ def test_save_refuses_overwrite(tmp_path, tiny_model):
     tiny_model.save(path, overwrite=True)
 
 
+def test_save_exclusive_against_a_concurrent_writer(tmp_path, tiny_model, monkeypatch):
+    """overwrite=False never replaces a file another process wrote meanwhile."""
+    import tdrdenoise.model_io as model_io
+
+    path = tmp_path / "model.tdr"
+    real = model_io.to_bytes
+
+    def racing(model):
+        data = real(model)
+        path.write_bytes(b"the other writer's model")  # after the existence check
+        return data
+
+    monkeypatch.setattr(model_io, "to_bytes", racing)
+    with pytest.raises(FileExistsError, match="another process"):
+        tiny_model.save(path)
+    assert path.read_bytes() == b"the other writer's model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.tdr"]  # no temporary left
+
+
+def test_save_into_unwritable_folder_names_the_target(tmp_path, tiny_model, monkeypatch):
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".m.tdr.x.part"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError, match=r"cannot write .*m\.tdr: no permission to "
+                                              r"create files in the folder"):
+        tiny_model.save(tmp_path / "m.tdr")
+
+
+def test_save_removes_the_checkpoint_only_once_written(tmp_path, noisy, monkeypatch):
+    import tdrdenoise.model_io as model_io
+
+    ckpt = tmp_path / "train.ckpt"
+    model = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(
+        noisy, steps=2, seed=0, progress=False, distil_steps=0, checkpoint=ckpt)
+    assert ckpt.is_file()
+    with monkeypatch.context() as patch:
+        def full(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+        patch.setattr(model_io, "atomic_open", full)
+        with pytest.raises(OSError, match="No space left"):
+            model.save(tmp_path / "model.tdr")
+    assert ckpt.is_file() and not (tmp_path / "model.tdr").exists()
+    model.save(tmp_path / "model.tdr")
+    assert not ckpt.exists()
+    assert TDRModel.load(tmp_path / "model.tdr").fingerprint == model.fingerprint
+
+
 def test_save_untrained(tmp_path):
     with pytest.raises(RuntimeError, match="needs a trained model"):
         TDRModel(device="cpu").save(tmp_path / "m.tdr")
