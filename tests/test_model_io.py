@@ -7,8 +7,22 @@ import torch
 from astropy import units as u
 
 from tdrdenoise import TDRModel, TDRUserWarning
-from tdrdenoise.model_io import (FILE_FORMAT_VERSION, from_bytes, load, payload_checksum,
-                                 save, to_bytes)
+from tdrdenoise.model_io import (FILE_FORMAT_VERSION, decode_payload, encode_payload,
+                                 from_bytes, load, payload_checksum, save, to_bytes)
+
+
+def read_payload(path):
+    """The dict a format-4 model file holds."""
+    return decode_payload(open(path, "rb").read())
+
+
+def write_payload(payload, path):
+    """Write ``payload`` as its format says: safetensors (4) or a torch archive (1-3)."""
+    if isinstance(payload.get("format_version"), int) and payload["format_version"] < 4:
+        torch.save(payload, path)
+    else:
+        with open(path, "wb") as fh:
+            fh.write(encode_payload(payload))
 
 
 def test_save_load_roundtrip(tmp_path, noisy, unit_model):
@@ -109,13 +123,13 @@ def test_load_corrupt(tmp_path, tiny_model):
 
 def _resave(src, dst, drop=(), checksum=True, **changes):
     """Rewrite a model file with changed metadata and, by default, a valid checksum."""
-    payload = torch.load(src, weights_only=True)
+    payload = read_payload(src)
     payload.update(changes)
     for key in drop:
         del payload[key]
     if checksum:
         payload["checksum"] = payload_checksum(payload)
-    torch.save(payload, dst)
+    write_payload(payload, dst)
 
 
 def test_load_other_kind_of_file(tmp_path, tiny_model):
@@ -174,15 +188,15 @@ def test_load_malformed_metadata(tmp_path, tiny_model, changes):
         TDRModel.load(bad)
 
 
-def test_format_version_is_3():
-    assert FILE_FORMAT_VERSION == 3
+def test_format_version_is_4():
+    assert FILE_FORMAT_VERSION == 4
 
 
 def test_checksum_stored(tmp_path, tiny_model):
     path = tmp_path / "m.tdr"
     tiny_model.save(path)
-    payload = torch.load(path, weights_only=True)
-    assert payload["format_version"] == 3
+    payload = read_payload(path)
+    assert payload["format_version"] == 4
     assert payload["checksum"] == payload_checksum(payload)
     assert len(payload["checksum"]) == 64
 
@@ -213,7 +227,7 @@ def test_format_1_loads_with_warning(tmp_path, tiny_model):
     good = tmp_path / "good.tdr"
     tiny_model.save(good)
     old = tmp_path / "old.tdr"
-    payload = torch.load(good, weights_only=True)
+    payload = read_payload(good)
     del payload["checksum"]
     payload["format_version"] = 1
     payload["normalization"] = {"median": tiny_model.normalization["median"],
@@ -271,12 +285,12 @@ def test_save_refuses_bad_scale(tmp_path, tiny_model, scale):
 def test_load_refuses_non_finite_weights(tmp_path, tiny_model):
     good = tmp_path / "good.tdr"
     tiny_model.save(good)
-    payload = torch.load(good, weights_only=True)
+    payload = read_payload(good)
     name = next(iter(payload["state_dict"]))
     payload["state_dict"][name].view(-1)[0] = float("inf")
     payload["checksum"] = payload_checksum(payload)
     bad = tmp_path / "bad.tdr"
-    torch.save(payload, bad)
+    write_payload(payload, bad)
     with pytest.raises(ValueError, match="bad.tdr has non-finite weights"):
         TDRModel.load(bad)
 
@@ -298,7 +312,7 @@ def test_format_1_holds_nothing_out_and_does_not_shuffle(tmp_path, tiny_model):
     good = tmp_path / "good.tdr"
     tiny_model.save(good)
     old = tmp_path / "old.tdr"
-    payload = torch.load(good, weights_only=True)
+    payload = read_payload(good)
     del payload["checksum"]
     payload["format_version"] = 1
     payload["normalization"] = {"median": 0.0, "scale": 1.0}
