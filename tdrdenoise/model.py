@@ -636,7 +636,7 @@ class TDRModel:
         model_io.save(self, path, overwrite=overwrite)
 
     @classmethod
-    def load(cls, path, device="auto"):
+    def load(cls, path, device="auto", sha256=None):
         """Read a model written by :meth:`save`.
 
         Parameters
@@ -645,6 +645,10 @@ class TDRModel:
             A ``.tdr`` file.
         device : str or `torch.device`, optional
             Where to put the network (``"auto"``: CUDA when present).
+        sha256 : str, optional
+            The SHA-256 of the whole file, as its author gave it (``sha256sum``):
+            a file that differs is refused. The checksum inside every file detects
+            damage only; anyone can recompute it (see :mod:`tdrdenoise.model_io`).
 
         Returns
         -------
@@ -664,7 +668,7 @@ class TDRModel:
         --------
         See :meth:`save`.
         """
-        return model_io.load(path, device=device)
+        return model_io.load(path, device=device, sha256=sha256)
 
     def __repr__(self):
         state = "untrained"

@@ -19,9 +19,10 @@ author published, compare the SHA-256 of the whole file with the one the author 
 (``TDRModel.load(path, sha256=...)``, ``sha256sum model.tdr``).
 
 Files of formats 1 to 3 (`torch.save` archives, tdrdenoise 0.1) still load, through
-``torch.load(weights_only=True)``, with a deprecation warning;
-``tdrdenoise convert-model OLD NEW`` (or ``TDRModel.load(old).save(new)``) converts
-them to format 4.
+``torch.load(weights_only=True)``, with a deprecation warning; :func:`convert` (or ``TDRModel.load(old).save(new)``)
+converts them to format 4::
+
+    python -c "from tdrdenoise.model_io import convert; print(convert('old.tdr', 'new.tdr'))"
 """
 import copy
 import hashlib
@@ -39,8 +40,9 @@ from . import __version__
 from ._normalization import OUTLIER_THRESHOLD, TRANSFORM, check_normalization
 from .utils import TDRUserWarning, atomic_open, resolve_device
 
-__all__ = ["FILE_FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes",
-           "payload_checksum", "header_name"]
+__all__ = ["FILE_FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes", "convert",
+           "file_sha256", "payload_checksum", "header_name", "encode_payload",
+           "decode_payload"]
 
 #: Version of the model file layout; files with a newer one are refused.
 FILE_FORMAT_VERSION = 4
@@ -408,6 +410,58 @@ def load(path, *, device="auto", sha256=None):
     return model
 
 
+def convert(old, new, *, overwrite=False):
+    """Rewrite the model file ``old`` (any format) as a format-4 file ``new``.
+
+    Files of formats 1 to 3 are torch archives, read through
+    ``torch.load(weights_only=True)``; format 4 (safetensors) is read without running
+    any code. From the shell::
+
+        python -c "from tdrdenoise.model_io import convert; print(convert('old.tdr', 'new.tdr'))"
+
+    Parameters
+    ----------
+    old, new : str or path-like
+        The file to read and the file to write.
+    overwrite : bool, optional
+        Replace an existing ``new``.
+
+    Returns
+    -------
+    str
+        The SHA-256 of ``new``, to give to whoever you share it with (see
+        :func:`load`).
+
+    Raises
+    ------
+    FileExistsError
+        If ``new`` exists and ``overwrite`` is False.
+    ValueError
+        If ``old`` is not a valid model file (see :func:`load`).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from tdrdenoise import TDRModel
+    >>> from tdrdenoise.model_io import convert, file_sha256
+    >>> folder = tempfile.mkdtemp()
+    >>> TDRModel(device="cpu").fit(np.random.default_rng(0).normal(size=(32, 32)), steps=1,
+    ...                            seed=0, progress=False).save(os.path.join(folder, "a.tdr"))
+    >>> digest = convert(os.path.join(folder, "a.tdr"), os.path.join(folder, "b.tdr"))
+    >>> digest == file_sha256(os.path.join(folder, "b.tdr"))
+    True
+    """
+    new = os.fspath(new)
+    if os.path.exists(new) and not overwrite:
+        raise FileExistsError(f"{new} exists; pass overwrite=True to replace it")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyDeprecationWarning)  # what this fixes
+        model = load(old, device="cpu")
+    save(model, new, overwrite=overwrite)
+    return file_sha256(new)
+
+
 def file_sha256(data):
     """The SHA-256 (hex) of a model file's bytes, or of the file at a path.
 
@@ -540,8 +594,9 @@ def from_bytes(data, *, device="auto", source="the model data", sha256=None):
     if legacy:
         warnings.warn(f"{source} is a format-{version} model file (a torch pickle, read "
                       "with torch.load(weights_only=True)); support for it will be "
-                      "removed: convert it to format 4 (safetensors) with 'tdrdenoise "
-                      "convert-model OLD NEW' or TDRModel.load(old).save(new)",
+                      "removed: convert it to format 4 (safetensors) with "
+                      "tdrdenoise.model_io.convert(old, new) or "
+                      "TDRModel.load(old).save(new)",
                       AstropyDeprecationWarning)
     # every bound and every shape is checked before any tensor or network is made
     fields = validate_metadata({**meta, "state_dict": shapes["state_dict"],
