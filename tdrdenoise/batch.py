@@ -242,8 +242,9 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
     ------
     TypeError
         If ``model`` is not a `~tdrdenoise.TDRModel`, ``denoise_kwargs`` holds an
-        unknown argument, ``dtype`` is not None or a float type of 32 bits or more, or ``R``, ``n_predictions``, ``fine_tune_steps``,
-        ``tile_size`` or ``seed`` is not a number (bools and strings included).
+        unknown argument, ``dtype`` is not None or a float type of 32 bits or more,
+        or ``R``, ``n_predictions``, ``fine_tune_steps``, ``tile_size`` or ``seed``
+        is not a number (bools and strings included).
     ValueError
         If ``method`` is unknown or does not fit the model or the options (see
         :func:`~tdrdenoise.tdr_denoise`), ``R`` is negative or NaN,

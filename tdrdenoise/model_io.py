@@ -19,8 +19,8 @@ author published, compare the SHA-256 of the whole file with the one the author 
 (``TDRModel.load(path, sha256=...)``, ``sha256sum model.tdr``).
 
 Files of formats 1 to 3 (`torch.save` archives, tdrdenoise 0.1) still load, through
-``torch.load(weights_only=True)``, with a deprecation warning; :func:`convert` (or ``TDRModel.load(old).save(new)``)
-converts them to format 4::
+``torch.load(weights_only=True)``, with a deprecation warning; :func:`convert` (or
+``TDRModel.load(old).save(new)``) converts them to format 4::
 
     python -c "from tdrdenoise.model_io import convert; print(convert('old.tdr', 'new.tdr'))"
 """
