@@ -235,9 +235,11 @@ def build_parser():
                    help="skip the Wiener refinement that gives back, frequency by "
                         "frequency, the observation where the denoised image shows "
                         "structure above the noise")
-    p.add_argument("--dtype", choices=["float32", "float64", "input"], default="float32",
-                   help="type of the data written: float32 (default; half the size of "
-                        "float64 files), float64, or that of the input")
+    p.add_argument("--dtype", choices=["float32", "float64", "input"], default="input",
+                   help="type of the data written: that of the input (default: every "
+                        "value kept exactly, --R 0 writes the input unchanged), float64, "
+                        "or float32 (half the size of float64 files; a file whose values "
+                        "it would turn into inf, or change with --R 0, fails)")
     cluster = p.add_mutually_exclusive_group()
     cluster.add_argument("--workers", type=positive_int, default=0,
                          help="spread the files over a local dask cluster of this many "

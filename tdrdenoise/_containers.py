@@ -103,7 +103,13 @@ def unpack(image, name="image"):
         raise TypeError(
             f"{name} must be a CCDData, NDData, sunpy Map, Quantity or numpy array; "
             f"got {type(image).__name__}")
-    values = np.asarray(values)
+    try:
+        values = np.asarray(values)
+    except ValueError:  # numpy's "inhomogeneous shape": a ragged nested list
+        raise ValueError(f"{name} is a nested {type(values).__name__} whose rows are not "
+                         f"all of one length{_row_lengths(values)}; an image needs rows "
+                         "of equal length: pad or crop them, or pass a 2-D numpy "
+                         "array") from None
     if values.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers; got dtype {values.dtype}")
     if values.ndim != 2:
@@ -124,6 +130,16 @@ def unpack(image, name="image"):
         if unit == u.dimensionless_unscaled and kind != "quantity":
             unit = None
     return _Image(data=data, invalid=invalid, unit=unit, kind=kind, original=image, raw=raw)
+
+
+def _row_lengths(rows):
+    """" (row lengths 3, 2, ...)" of a nested list, or "" where they cannot be told."""
+    try:
+        lengths = sorted({len(row) for row in rows})
+    except TypeError:  # numbers mixed with rows
+        return " (numbers and rows mixed)"
+    shown = ", ".join(str(n) for n in lengths[:5]) + (", ..." if len(lengths) > 5 else "")
+    return f" (row lengths {shown})"
 
 
 def check_image(img, name, min_valid=MIN_SIZE * MIN_SIZE):
@@ -340,12 +356,70 @@ def to_ccddata(image, skip=()):
     raise TypeError(f"expected a CCDData, NDData or sunpy Map; got {type(image).__name__}")
 
 
-def cast_data(ndd, dtype):
+def _cast(values, dtype):
+    """``values`` as ``dtype``, without numpy's overflow warning (checked by the caller)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return values.astype(dtype, copy=False)
+
+
+def cast_problems(values, dtype):
+    """What casting ``values`` to ``dtype`` would do: (n_overflow, n_rounded, largest).
+
+    ``n_overflow`` counts the finite values that would become inf (or would not fit an
+    integer type), ``n_rounded`` the others that would not come back exactly, and
+    ``largest`` is the largest finite magnitude of ``values``.
+    """
+    values = np.asarray(values)
+    dtype = np.dtype(dtype)
+    if values.size == 0 or np.can_cast(values.dtype, dtype, casting="safe"):
+        return 0, 0, 0.0
+    floating = values.dtype.kind == "f"
+    finite = np.isfinite(values) if floating else np.ones(values.shape, bool)
+    cast = _cast(values, dtype)
+    if dtype.kind == "f":
+        overflow = finite & ~np.isfinite(cast)
+    else:  # an integer type: values outside its range, NaN and inf cannot be held
+        info = np.iinfo(dtype)
+        with np.errstate(invalid="ignore"):
+            overflow = ~finite | (values < info.min) | (values > info.max)
+    with np.errstate(over="ignore", invalid="ignore"):
+        same = cast.astype(values.dtype) == values
+    if floating:
+        same |= np.isnan(values) & np.isnan(cast)
+    rounded = ~same & ~overflow
+    largest = float(np.abs(values[finite]).max()) if finite.any() else 0.0
+    return int(overflow.sum()), int(rounded.sum()), largest
+
+
+def cast_data(ndd, dtype, *, source=None, name="dtype"):
     """Set the data and uncertainty of the NDData ``ndd`` to ``dtype``, in place.
 
-    No copy is made of arrays already of that type. Returns ``ndd``.
+    No copy is made of arrays already of that type. A cast that would turn a finite
+    value of the data, or of ``source`` (the input image, whose values R=0 returns),
+    into inf is refused.
+
+    Returns
+    -------
+    int
+        How many values of ``source`` the cast would not keep exactly (0 without
+        ``source``), for the caller to warn about.
+
+    Raises
+    ------
+    ValueError
+        If a finite value would become inf (or not fit an integer ``dtype``); the
+        message names ``name`` and the fix.
     """
-    ndd.data = ndd.data.astype(dtype, copy=False)
+    dtype = np.dtype(dtype)
+    rounded = 0
+    for values in [ndd.data] + ([] if source is None else [source]):
+        overflow, rounded, largest = cast_problems(values, dtype)
+        if overflow:
+            raise ValueError(
+                f"{name}={dtype.name} cannot hold {overflow} value(s) of this image (they "
+                f"would become inf; largest magnitude {largest:.6g}); keep the input's "
+                "type (dtype=None, --dtype input) or choose a wider one")
+    ndd.data = _cast(np.asarray(ndd.data), dtype)
     if ndd.uncertainty is not None:
-        ndd.uncertainty.array = ndd.uncertainty.array.astype(dtype, copy=False)
-    return ndd
+        ndd.uncertainty.array = _cast(np.asarray(ndd.uncertainty.array), dtype)
+    return rounded if source is not None else 0

@@ -1,11 +1,12 @@
 """Writing output files safely: atomic writes, output claims and stale temporaries.
 
 Files are written through :func:`atomic_open`, whose temporary file
-(``.<name>.<pid>@<host>.<random>.part``) names the process writing it, so that
-:func:`clean_stale_temporaries` can remove what a killed run left behind. Runs that share
-an output folder split the work with :func:`claim_output`: a lock file
-(``.<name>.lock``) created exclusively, holding the pid and host of its owner;
-:func:`prepare_output_folder` checks an output folder before the work starts.
+(``.<name>.tdrdenoise-<pid>@<host>.<random>.part``) is marked as ours and names the
+process writing it, so that :func:`clean_stale_temporaries` can remove what a killed
+run left behind, and nothing else. Runs that share an output folder split the work
+with :func:`claim_output`: a lock file (``.<name>.tdrdenoise.lock``) created
+exclusively, holding ``tdrdenoise <pid>@<host>``; :func:`prepare_output_folder` checks
+an output folder before the work starts.
 The public functions are documented, and imported, from :mod:`tdrdenoise.utils`.
 """
 import contextlib
@@ -41,15 +42,16 @@ def _umask():
 #: Temporaries and locks of dead writers, or older than this (seconds), are stale.
 STALE_AFTER = 24 * 3600.0
 
-#: A lock file still empty (being written) after this many seconds was left by a crash.
+#: A lock file of ours still empty after this many seconds was left by a crash between
+#: its creation and its first write (only where the file system has no hard links).
 _EMPTY_LOCK_GRACE = 60.0
 
-_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)"
-                      r"\.[A-Za-z0-9_]+\.part$")
-#: Temporaries of tdrdenoise 0.1 (``.<name>.<random>.part``): no pid, removed by age.
-_LEGACY_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part$")
-_LOCK_RE = re.compile(r"^\..+\.lock$")
-_OWNER_RE = re.compile(r"^(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)")
+#: The mark of our temporary and lock files, in their names and in the locks' content.
+MARKER = "tdrdenoise"
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\." + MARKER +
+                      r"-(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)\.[A-Za-z0-9_]+\.part$")
+_LOCK_SUFFIX = f".{MARKER}.lock"
+_OWNER_RE = re.compile(r"^" + MARKER + r" (?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)$")
 
 
 def host_name():
@@ -59,6 +61,15 @@ def host_name():
 
 def _owner_tag():
     return f"{os.getpid()}@{host_name()}"
+
+
+def _temp_prefix(path):
+    """Prefix of the temporary files of ``path``: ``.<name>.tdrdenoise-<pid>@<host>.``"""
+    return f".{os.path.basename(path)}.{MARKER}-{_owner_tag()}."
+
+
+def _lock_text():
+    return f"{MARKER} {_owner_tag()}\n"
 
 
 def _pid_alive(pid):
@@ -104,7 +115,7 @@ def atomic_open(path, overwrite=True):
     """Open ``path`` for binary writing so that it appears whole or not at all.
 
     The data go to a temporary file in the same folder,
-    ``.<name>.<pid>@<host>.<random>.part``, which is synced and renamed to ``path``
+    ``.<name>.tdrdenoise-<pid>@<host>.<random>.part``, which is synced and renamed to ``path``
     when the block ends without an error, and removed otherwise: an interrupted write
     never leaves a half-written file, nor touches an existing one. The temporary file
     of a process killed outright (SIGKILL, power loss) stays behind; its name says
@@ -130,6 +141,9 @@ def atomic_open(path, overwrite=True):
         If ``overwrite`` is False and ``path`` exists when the data are complete.
     NotADirectoryError
         If the folder of ``path`` (or one above it) is a file.
+    PermissionError
+        If files cannot be created in the folder of ``path`` (the message names
+        ``path`` and its folder).
 
     Examples
     --------
@@ -147,8 +161,12 @@ def atomic_open(path, overwrite=True):
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise _folder_error(path, folder, exc) from None
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part",
-                               prefix=f".{os.path.basename(path)}.{_owner_tag()}.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part", prefix=_temp_prefix(path))
+    except PermissionError:  # not the hidden temporary's name: the file asked for
+        raise PermissionError(f"cannot write {path}: no permission to create files in "
+                              f"the folder {folder}; choose another folder or change "
+                              "its permissions") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -186,11 +204,18 @@ def clean_stale_temporaries(folder, max_age=STALE_AFTER):
     """Remove the temporary and lock files that dead tdrdenoise runs left in ``folder``.
 
     A run killed outright (SIGKILL, out of memory, power loss) while writing leaves a
-    hidden ``.<name>.<pid>@<host>.<random>.part`` file of :func:`atomic_open`, and
-    possibly a ``.<name>.lock`` file of :func:`claim_output`. Those whose process no
-    longer runs on this machine, and those of any machine older than ``max_age``, are
-    removed; those of live processes (a run going on beside this one) are kept.
-    Nothing else in ``folder`` is touched.
+    hidden ``.<name>.tdrdenoise-<pid>@<host>.<random>.part`` file of
+    :func:`atomic_open`, and possibly a ``.<name>.tdrdenoise.lock`` file of
+    :func:`claim_output` holding ``tdrdenoise <pid>@<host>``. Only files that carry
+    that mark are candidates: those whose process provably no longer runs (a pid of
+    this machine that has ended) and those older than ``max_age`` are removed; those
+    of live processes (a run going on beside this one) are kept. A lock of ours that
+    is still empty after 60 seconds (its writer died between creating and writing it,
+    possible only on file systems without hard links) is removed too. A lock whose
+    content is not ours is never removed. Nothing else in ``folder`` is touched: the
+    temporary and lock files of other programs (``.pipeline.lock``,
+    ``.notes.abcd1234.part``) and those named by tdrdenoise before this mark (without
+    ``tdrdenoise`` in their names) stay.
 
     Parameters
     ----------
@@ -210,11 +235,16 @@ def clean_stale_temporaries(folder, max_age=STALE_AFTER):
     >>> import os, tempfile
     >>> from tdrdenoise.utils import clean_stale_temporaries
     >>> folder = tempfile.mkdtemp()
-    >>> dead = os.path.join(folder, ".out.fits.999999999@" + "nohost.abc123_x.part")
+    >>> dead = os.path.join(folder, ".out.fits.tdrdenoise-999999999@nohost.abc123_x.part")
     >>> _ = open(dead, "wb").write(b"half a file")
     >>> os.utime(dead, (0, 0))  # written long ago
+    >>> foreign = os.path.join(folder, ".pipeline.lock")  # another program's lock
+    >>> _ = open(foreign, "w").write("busy")
+    >>> os.utime(foreign, (0, 0))
     >>> [os.path.basename(name) for name in clean_stale_temporaries(folder)]
-    ['.out.fits.999999999@nohost.abc123_x.part']
+    ['.out.fits.tdrdenoise-999999999@nohost.abc123_x.part']
+    >>> os.listdir(folder)
+    ['.pipeline.lock']
     """
     folder = os.fspath(folder)
     try:
@@ -229,9 +259,7 @@ def clean_stale_temporaries(folder, max_age=STALE_AFTER):
         match = _TEMP_RE.match(name)
         if match:
             stale = _writer_gone(match["pid"], match["host"], path, max_age)
-        elif _LEGACY_TEMP_RE.match(name):
-            stale = _age(path) > max_age
-        elif _LOCK_RE.match(name):
+        elif name.endswith(_LOCK_SUFFIX) and len(name) > len(_LOCK_SUFFIX) + 1:
             if _break_stale_lock(path, max_age):
                 removed.append(path)
             continue
@@ -248,26 +276,29 @@ def clean_stale_temporaries(folder, max_age=STALE_AFTER):
 
 def _lock_path(path):
     path = os.fspath(path)
-    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.lock")
+    return os.path.join(os.path.dirname(path),
+                        f".{os.path.basename(path)}{_LOCK_SUFFIX}")
 
 
 def _read_owner(lock):
-    """The text of a lock file ('' while being written), or None if it is gone."""
+    """The text of a lock file ('' while being written), or None if it is gone or
+    cannot be read."""
     try:
-        with open(lock) as fh:
-            return fh.read(200).strip()
-    except FileNotFoundError:
+        with open(lock, "rb") as fh:
+            return fh.read(200).decode("utf-8", "replace").strip()
+    except OSError:
         return None
-    except (OSError, UnicodeDecodeError):
-        return ""
 
 
 def _lock_stale(lock, owner, max_age):
+    """Whether ``lock`` (holding ``owner``) is ours and its owner is gone."""
     if owner is None:
         return False
-    match = _OWNER_RE.match(owner)
-    if match is None:  # empty (its writer died before writing it) or foreign
+    if owner == "":  # ours by name, its writer died before writing it
         return _age(lock) > min(max_age, _EMPTY_LOCK_GRACE)
+    match = _OWNER_RE.match(owner)
+    if match is None:  # not written by tdrdenoise: never ours to remove
+        return False
     return _writer_gone(match["pid"], match["host"], lock, max_age)
 
 
@@ -306,6 +337,9 @@ def _describe_owner(lock):
     owner = _read_owner(lock)
     match = _OWNER_RE.match(owner or "")
     if match is None:
+        if owner:
+            return f"another program (the lock {lock} is not tdrdenoise's; remove it if " \
+                   "nothing uses it)"
         return "another run"
     return f"another run (pid {match['pid']} on {match['host'] or 'an unnamed host'})"
 
@@ -314,12 +348,14 @@ def _describe_owner(lock):
 def claim_output(path, max_age=STALE_AFTER):
     """Claim the right to write ``path`` for the duration of a block.
 
-    The claim is a lock file ``.<name>.lock`` beside ``path``, created exclusively
-    (``O_CREAT | O_EXCL``, atomic on local and NFS file systems) and holding
-    ``<pid>@<host>``; it is removed when the block ends. Two runs sharing an output
+    The claim is a lock file ``.<name>.tdrdenoise.lock`` beside ``path``, created
+    exclusively with its content ``tdrdenoise <pid>@<host>`` (a hard link from a
+    temporary file, atomic on local and NFS file systems; ``O_CREAT | O_EXCL`` where
+    there are no hard links); it is removed when the block ends. Two runs sharing an output
     folder thus never work on the same file: the second gets `OutputClaimedError`.
     The lock of a process that no longer runs on this machine, or of any machine and
-    older than ``max_age``, is stale: it is removed and the claim taken.
+    older than ``max_age``, is stale: it is removed and the claim taken. A lock file
+    of that name whose content is not tdrdenoise's is never removed.
 
     Parameters
     ----------
@@ -354,7 +390,7 @@ def claim_output(path, max_age=STALE_AFTER):
     lock = _lock_path(path)
     for _ in range(3):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            _create_lock(lock)
         except FileExistsError:
             if _break_stale_lock(lock, max_age):
                 continue
@@ -364,12 +400,36 @@ def claim_output(path, max_age=STALE_AFTER):
     else:
         raise OutputClaimedError(f"{os.fspath(path)} is being claimed by other runs")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(_owner_tag() + "\n")
         yield lock
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
+
+
+def _create_lock(lock):
+    """Create ``lock`` holding our mark and owner, exclusively; FileExistsError if it
+    exists. The content is written first, to a temporary file hard-linked to ``lock``,
+    so that a lock is never seen empty (except where there are no hard links)."""
+    text = _lock_text().encode()
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(lock) or ".", suffix=".part",
+                               prefix=_temp_prefix(lock))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, lock)
+            return
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here: create it, then write it
+            pass
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def prepare_output_folder(folder, name="output_dir"):

@@ -110,7 +110,8 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
         Called with the number of steps done after each step.
     checkpoint : str or path-like, optional
         Resume from this file if it exists; save to it every ``checkpoint_every``
-        steps; remove it when training ends normally.
+        steps and once more at the end. It is kept: :func:`tdrdenoise.model_io.save`
+        removes it once the model is saved.
     settings : dict, optional
         Further settings (architecture, normalisation) a checkpoint must match.
 
@@ -220,6 +221,11 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
                 bar.update()
                 if callback is not None:
                     callback(done)
+            if checkpoint is not None and done == steps and resumed != steps:
+                # the finished state: a run that fails after this (distillation,
+                # saving) loses no training; the same call resumes here at once
+                _save_checkpoint(checkpoint, identity, seed, done, net, opt, rng, gen,
+                                 losses, device if cuda else None)
         check_weights(net, f"the network after {done} training steps")
     except KeyboardInterrupt:
         warnings.warn(f"training interrupted after {done} of {steps} steps; the model "
@@ -235,8 +241,6 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
         if resumed is not None:
             record["resumed_at_step"] = resumed
         history.append(record)
-    if checkpoint is not None and os.path.isfile(checkpoint):
-        os.unlink(checkpoint)  # finished: the model itself is what to keep
     return record
 
 
@@ -266,6 +270,10 @@ def train_model(model, z, valid, *, steps, seed, learning_rate, progress, action
     valids = valid if isinstance(valid, list) else [valid]
     z = [part for zi in zs for part in shuffle_split(zi, model.stride)]
     valid = [part for vi in valids for part in shuffle_split(vi, model.stride)]
+    checkpoint = kwargs.get("checkpoint")
+    # kept until the model is saved (model_io.save removes it), so that no training is
+    # lost when what follows the training fails
+    model.pending_checkpoint = None if checkpoint is None else os.fspath(checkpoint)
     train(model.network, z, valid, steps=steps, seed=seed, learning_rate=learning_rate,
           keep_prob=model.keep_prob, patch_size=model.patch_size,
           batch_size=model.batch_size, device=model.device, history=model.history,

@@ -10,6 +10,7 @@ lock file before any work). :func:`denoise_collection` does the same for a ccdpr
 """
 import os
 import time
+import warnings
 
 import numpy as np
 from astropy.table import Table
@@ -20,8 +21,8 @@ from ._progress import progress_bar
 from ._validate import check_denoise_options
 from .io import output_path, read_image, write_image
 from .model import TDRModel
-from .utils import (OutputClaimedError, claim_output, clean_stale_temporaries,
-                    prepare_output_folder)
+from .utils import (OutputClaimedError, TDRUserWarning, claim_output,
+                    clean_stale_temporaries, prepare_output_folder)
 
 __all__ = ["denoise_files", "denoise_collection"]
 
@@ -62,7 +63,7 @@ def _denoise_one(path, out, model, opts):
     """Denoise one file; returns a record and never raises an Exception.
 
     ``opts`` holds R, hdu, unit, overwrite, skip_existing, inputs, denoise_kwargs,
-    dtype and started (the time.time() at which the run began).
+    dtype, R_is_zero and started (the time.time() at which the run began).
     """
     from .denoise import tdr_denoise
 
@@ -83,7 +84,7 @@ def _denoise_one(path, out, model, opts):
             ccd = read_image(path, hdu=opts["hdu"], unit=opts["unit"])
             result = tdr_denoise(ccd, model, R=opts["R"], **opts["denoise_kwargs"])
             if opts["dtype"] is not None:
-                cast_data(result, opts["dtype"])
+                _cast_output(result, ccd.data, path, opts)
             write_image(result, out, overwrite=opts["overwrite"], inputs=opts["inputs"])
     except OutputClaimedError as exc:  # another run is on it: not a failure
         return _record(path, out, "skipped", error=str(exc))
@@ -95,6 +96,23 @@ def _denoise_one(path, out, model, opts):
                        error=f"{type(exc).__name__}: {exc}")
     fraction = float(result.meta.get("TDRRFRAC", np.nan))
     return _record(path, out, "done", fraction, time.perf_counter() - t0)
+
+
+def _cast_output(result, source, path, opts):
+    """Cast ``result`` to the requested dtype: refused where a value would become inf,
+    or where an input value would change at R=0 (which must return the input); a
+    warning where input values are rounded otherwise."""
+    dtype = np.dtype(opts["dtype"])
+    rounded = cast_data(result, dtype, source=source)
+    if not rounded:
+        return
+    what = (f"dtype={dtype.name} would change {rounded} of the {source.size} input values "
+            f"of {path} ({np.asarray(source).dtype.name})")
+    if opts["R_is_zero"]:
+        raise ValueError(f"{what}, which R=0 must return exactly; keep the input's type "
+                         "(dtype=None, --dtype input)")
+    warnings.warn(f"{what}: the restored pixels are rounded; pass dtype=None (--dtype "
+                  "input) to keep them exact", TDRUserWarning)
 
 
 def _model_payload(model):
@@ -138,7 +156,7 @@ def _table(records, R):
 
 def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffix="_tdr",
                   overwrite=False, skip_existing=True, hdu=None, unit=None, progress=None,
-                  device="auto", dtype=np.float32, **denoise_kwargs):
+                  device="auto", dtype=None, **denoise_kwargs):
     """Denoise many FITS files with one model; sequentially or on a dask cluster.
 
     Each file is read with :func:`~tdrdenoise.io.read_image`, denoised and restored
@@ -152,10 +170,11 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
       same call again after an interruption finishes the job.
     - Runs started side by side on the same files and ``output_dir`` (two shells,
       two batch jobs) split the work: each output is claimed with a lock file
-      ``.<name>.lock`` (see :func:`~tdrdenoise.utils.claim_output`) before it is
-      worked on, and an output claimed or written by another run is reported as
-      ``"skipped"``. The locks and temporary files of runs that were killed are
-      removed (:func:`~tdrdenoise.utils.clean_stale_temporaries`) before work starts.
+      ``.<name>.tdrdenoise.lock`` (see :func:`~tdrdenoise.utils.claim_output`) before
+      it is worked on, and an output claimed or written by another run is reported as
+      ``"skipped"``. The locks and temporary files of tdrdenoise runs that were
+      killed are removed (:func:`~tdrdenoise.utils.clean_stale_temporaries`) before
+      work starts; the hidden files of other programs are never touched.
     - A file that cannot be read, denoised or written is reported as ``"failed"``
       with its error message; the other files go on.
     - ``output_dir`` is created and checked to be writable before any work.
@@ -197,9 +216,13 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         Device of the model on dask workers (``"auto"``, ``"cpu"``, ``"cuda"``);
         sequential runs use the model's own device.
     dtype : numpy dtype or None, optional
-        Type of the data and uncertainty written; float32 by default, which halves
-        the files of inputs read as float64 (scaled-integer files such as HMI's) at
-        no loss that matters for noisy data. None keeps the type of the input.
+        Type of the data and uncertainty written. None (the default) keeps the type
+        of :func:`~tdrdenoise.tdr_denoise`'s result, which holds every input value
+        exactly (float64 stays float64), so that ``R=0`` writes the input unchanged.
+        A smaller type (``np.float32`` halves float64 files) is applied only on
+        request: a file where it would turn a finite value into inf, or, with
+        ``R=0``, change an input value, fails with a message saying so; where it
+        rounds input values otherwise, a `~tdrdenoise.TDRUserWarning` says how many.
     **denoise_kwargs
         Passed to :func:`~tdrdenoise.tdr_denoise`: ``method``, ``fine_tune_steps``,
         ``n_predictions``, ``seed``, ``tile_size``, ``calibrate``, ``refine``,
@@ -219,8 +242,9 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
     ------
     TypeError
         If ``model`` is not a `~tdrdenoise.TDRModel`, ``denoise_kwargs`` holds an
-        unknown argument, or ``R``, ``n_predictions``, ``fine_tune_steps``,
-        ``tile_size`` or ``seed`` is not a number (bools and strings included).
+        unknown argument, ``dtype`` is not None or a float type of 32 bits or more,
+        or ``R``, ``n_predictions``, ``fine_tune_steps``, ``tile_size`` or ``seed``
+        is not a number (bools and strings included).
     ValueError
         If ``method`` is unknown or does not fit the model or the options (see
         :func:`~tdrdenoise.tdr_denoise`), ``R`` is negative or NaN,
@@ -269,6 +293,7 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
     resolve_method(model, denoise_kwargs.get("method", "auto"),
                    denoise_kwargs.get("n_predictions"), denoise_kwargs.get("fine_tune_steps"))
     denoise_kwargs.setdefault("progress", False)
+    dtype = _check_dtype(dtype)
     if isinstance(files, (str, bytes, os.PathLike)):
         files = [files]
     plan = _plan([os.fsdecode(f) for f in files], output_dir, suffix)
@@ -287,7 +312,8 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
             todo.append(i)
     opts = {"R": R, "hdu": hdu, "unit": unit, "overwrite": overwrite,
             "skip_existing": skip_existing, "inputs": inputs,
-            "denoise_kwargs": denoise_kwargs, "dtype": dtype, "started": time.time()}
+            "denoise_kwargs": denoise_kwargs, "dtype": dtype, "started": time.time(),
+            "R_is_zero": _is_zero(R)}
     bar = progress_bar(len(todo), "tdrdenoise files", progress)
     bar.unit = "file"
     try:
@@ -301,6 +327,25 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
     finally:
         bar.close()
     return _table(records, R)
+
+
+def _check_dtype(dtype):
+    """``dtype`` as a numpy float dtype, or None."""
+    if dtype is None:
+        return None
+    try:
+        checked = np.dtype(dtype)
+    except TypeError:
+        checked = None
+    if checked is None or checked.kind != "f" or checked.itemsize < 4:
+        raise TypeError(f"dtype must be None (keep the input's type), np.float32 or "
+                        f"np.float64; got {dtype!r}")
+    return checked
+
+
+def _is_zero(R):
+    """Whether the threshold R (a number or a Quantity) is zero."""
+    return float(getattr(R, "value", R)) == 0
 
 
 def _prepare_folders(plan, output_dir, records):

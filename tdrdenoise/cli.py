@@ -17,6 +17,7 @@ import inspect
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 
@@ -96,13 +97,53 @@ def _cmd_train(args):
     model.fit(images, steps=args.steps, seed=args.seed, progress=_progress(args),
               distil_steps=args.distil_steps, **checkpoint)
     seconds = time.perf_counter() - t0
-    model.save(args.output, overwrite=args.overwrite)
+    _save_or_rescue(model, args.output, args.overwrite, args.checkpoint)
     record = model.history[-1]
     _say(args, f"Trained in {seconds:.1f} s (final loss {record['final_loss']:.4g}; "
                f"noise scale {model.normalization['scale']:.4g} {image.unit}).")
     _say(args, f"Detected: {model.noise_description}")
     _say(args, f"Saved {args.output} (fingerprint {model.fingerprint}).")
     return 0
+
+
+def _rescue_paths(path, checkpoint):
+    """Where to put a model that could not be saved at ``path``: beside it, beside the
+    checkpoint, in the current folder, in the temporary folder."""
+    stem = os.path.basename(path)
+    if stem.lower().endswith(".tdr"):
+        stem = stem[:-4]
+    name = f"{stem}.unsaved-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.tdr"
+    folders = [os.path.dirname(os.path.abspath(path))]
+    if checkpoint is not None:
+        folders.append(os.path.dirname(os.path.abspath(checkpoint)))
+    folders += [os.getcwd(), tempfile.gettempdir()]
+    seen = []
+    for folder in folders:
+        if folder not in seen:
+            seen.append(folder)
+            yield os.path.join(folder, name)
+
+
+def _save_or_rescue(model, path, overwrite, checkpoint):
+    """Save ``model`` to ``path``; if that fails (the file appeared meanwhile, disk
+    full, read-only folder), save it elsewhere and say where, so that no training is
+    lost; raise a _CLIError either way."""
+    try:
+        model.save(path, overwrite=overwrite)
+        return
+    except OSError as exc:
+        problem = str(exc)
+    kept = (f"; the checkpoint {checkpoint} is kept: the same command resumes from it"
+            if checkpoint is not None and os.path.isfile(checkpoint) else "")
+    for rescue in _rescue_paths(path, checkpoint):
+        try:
+            model.save(rescue, overwrite=False)
+        except OSError:
+            continue
+        raise _CLIError(f"cannot save the model to {path} ({problem}); the trained model "
+                        f"was saved to {rescue} instead: move it where you want it")
+    raise _CLIError(f"cannot save the model to {path} ({problem}), nor beside it, in the "
+                    f"current folder or in {tempfile.gettempdir()}{kept}")
 
 
 def _check_R(R, model):

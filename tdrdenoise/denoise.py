@@ -7,6 +7,7 @@ from ._normalization import describe_noise, held_out, replaced_pixels
 from ._predict import DEFAULT_N_PREDICTIONS, refined_held
 from ._validate import check_denoise_options, threshold_value
 from .model import DEFAULT_FINE_TUNE_STEPS, DEFAULT_TILE_SIZE, TDRModel
+from .model_io import header_name
 from .restore import restore
 
 __all__ = ["tdr_denoise"]
@@ -255,7 +256,7 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         unc = np.where(valid & ~restored_mask & ~refined, std, raw_unc).astype(dtype)
         # of the pixels with a value (bright pixels held out included)
         fraction = float(restored_mask.sum()) / max(int((~img.invalid & ~extreme).sum()), 1)
-        name = model.path if model.path else "in-memory"
+        name = header_name(model.path)
         settings = ("method=student" if method == "student" else
                     f"n_predictions={n_predictions}, fine_tune_steps={fine_tune_steps}, "
                     f"seed={seed}")

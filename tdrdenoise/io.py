@@ -260,7 +260,9 @@ def write_image(image, path, overwrite=False, inputs=()):
     The primary HDU holds the data and every header card (plus the WCS); the
     ``MASK`` extension the mask (as 0/1) and ``UNCERT`` the standard deviation, when
     the image has them, exactly as ``CCDData.write`` does, so
-    ``CCDData.read(path)`` and :func:`read_image` give the image back. The file is
+    ``CCDData.read(path)`` and :func:`read_image` give the image back. Every HDU
+    carries ``CHECKSUM`` and ``DATASUM`` cards, so that a damaged copy is detected
+    (``fits.open(path, checksum=True)`` warns, ``fitsverify`` reports it). The file is
     first written to a temporary file in the same folder and then renamed, so an
     interrupted run never leaves a half-written file under ``path``; without
     ``overwrite`` the rename is exclusive, so a file another process wrote under
@@ -318,7 +320,7 @@ def write_image(image, path, overwrite=False, inputs=()):
     ccd = _as_ccddata(image)
     hdul = ccd.to_hdu(hdu_mask="MASK", hdu_uncertainty="UNCERT")
     with atomic_open(path, overwrite=overwrite) as fh:
-        hdul.writeto(fh, output_verify="silentfix")
+        hdul.writeto(fh, output_verify="silentfix", checksum=True)
     return path
 
 

@@ -277,8 +277,9 @@ class TDRModel:
         checkpoint : str or path-like, optional
             A file to save the training state to every ``checkpoint_every`` steps,
             atomically. If it exists, training resumes from it and gives the model an
-            uninterrupted run would. It is removed once training completes (save the
-            model itself with :meth:`save`).
+            uninterrupted run would. It is kept after training (a failure of the
+            distillation or of the save loses no training: the same call resumes
+            from it) and removed by :meth:`save` once the model is written.
         checkpoint_every : int, optional
             Steps between checkpoints.
         callback : callable, optional
@@ -669,7 +670,7 @@ class TDRModel:
         model_io.save(self, path, overwrite=overwrite)
 
     @classmethod
-    def load(cls, path, device="auto"):
+    def load(cls, path, device="auto", sha256=None):
         """Read a model written by :meth:`save`.
 
         Parameters
@@ -678,6 +679,10 @@ class TDRModel:
             A ``.tdr`` file.
         device : str or `torch.device`, optional
             Where to put the network (``"auto"``: CUDA when present).
+        sha256 : str, optional
+            The SHA-256 of the whole file, as its author gave it (``sha256sum``):
+            a file that differs is refused. The checksum inside every file detects
+            damage only; anyone can recompute it (see :mod:`tdrdenoise.model_io`).
 
         Returns
         -------
@@ -697,7 +702,7 @@ class TDRModel:
         --------
         See :meth:`save`.
         """
-        return model_io.load(path, device=device)
+        return model_io.load(path, device=device, sha256=sha256)
 
     def __repr__(self):
         state = "untrained"

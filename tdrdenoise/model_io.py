@@ -1,13 +1,28 @@
 """Model files: write, read, checksum and validate trained TDR models.
 
-A model file (conventionally ``*.tdr``) is a `torch.save` archive of a dict holding
-the weights (``state_dict``), the metadata needed to use them (architecture,
-normalisation, unit, training history, versions), since file format 2 a SHA-256
-``checksum`` over all of it and, since format 3, the distilled student
-(``student``: its width; ``student_state_dict``: its weights; both None without
-one). :func:`load` refuses a file whose checksum does not match,
-whose metadata fail their type and range checks, or whose weights or normalisation
-are not finite. Format-1 files (no checksum) still load, with a warning.
+A model file (conventionally ``*.tdr``) is, since file format 4, a `safetensors
+<https://huggingface.co/docs/safetensors>`_ file: a JSON header, then the tensors by
+name (``network.<name>``: the weights; ``student.<name>``: those of the distilled
+student, if any). The header's ``__metadata__`` holds one entry, ``tdrdenoise``: a
+JSON text of the metadata needed to use the weights (``format``:
+``"tdrdenoise-model"``, ``format_version``, architecture, normalisation, unit,
+training history, versions, the student's settings) with a SHA-256 ``checksum`` over
+the metadata and the weights. The same model always gives the same bytes.
+Reading one runs no code: the header is parsed as JSON, the file size and every
+metadata field are checked against their bounds, and the tensor shapes are compared
+with those of the recorded architecture before anything is allocated.
+
+What the checksum does and does not do: it detects accidental damage (a truncated
+copy, flipped bits, a metadata field edited by hand). It is not a signature: anyone
+can change a file and recompute it. To know that a shared model is the one its
+author published, compare the SHA-256 of the whole file with the one the author gave
+(``TDRModel.load(path, sha256=...)``, ``sha256sum model.tdr``).
+
+Files of formats 1 to 3 (`torch.save` archives, tdrdenoise 0.1) still load, through
+``torch.load(weights_only=True)``, with a deprecation warning; :func:`convert` (or
+``TDRModel.load(old).save(new)``) converts them to format 4::
+
+    python -c "from tdrdenoise.model_io import convert; print(convert('old.tdr', 'new.tdr'))"
 """
 import copy
 import hashlib
@@ -19,18 +34,71 @@ import warnings
 
 import torch
 from astropy import units as u
+from astropy.utils.exceptions import AstropyDeprecationWarning
 
 from . import __version__
 from ._normalization import OUTLIER_THRESHOLD, TRANSFORM, check_normalization
 from .utils import TDRUserWarning, atomic_open, resolve_device
 
-__all__ = ["FILE_FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes",
-           "payload_checksum"]
+__all__ = ["FILE_FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes", "convert",
+           "file_sha256", "payload_checksum", "header_name", "encode_payload",
+           "decode_payload"]
 
 #: Version of the model file layout; files with a newer one are refused.
-FILE_FORMAT_VERSION = 3
+FILE_FORMAT_VERSION = 4
 FILE_MAGIC = "tdrdenoise-model"
 _ARCHITECTURE = "self2self-unet"
+
+#: Bounds of a model file, checked before anything is allocated: the size of the file
+#: and of its JSON header (bytes), the widths of the network and of the student, the
+#: student's head, the patch and batch sizes. A width-48 model takes about 4 MiB and a
+#: width-512 one about 400 MiB.
+MAX_FILE_BYTES = 1 << 30
+MAX_HEADER_BYTES = 16 << 20
+MAX_WIDTH = 512
+MAX_STUDENT_WIDTH = 512
+MAX_STUDENT_HEAD = 512
+MAX_PATCH_SIZE = 8192
+MAX_BATCH_SIZE = 4096
+
+_SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16",
+                       torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32",
+                       torch.uint8: "U8", torch.bool: "BOOL"}
+_WEIGHTS = {"state_dict": "network.", "student_state_dict": "student."}
+
+
+def header_name(path):
+    r"""How a header record names the model file at ``path``: its base name, in
+    printable ASCII.
+
+    The folder is left out (a header must not leak local paths); characters outside
+    printable ASCII, which FITS header values cannot hold, become backslash escapes
+    (``\xe9``, ``\u00e9``). A model without a file is ``"in-memory"``.
+
+    Parameters
+    ----------
+    path : str, path-like or None
+        The model file (``TDRModel.path``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from tdrdenoise.model_io import header_name
+    >>> header_name("/home/me/données/hmi model.tdr")
+    'hmi model.tdr'
+    >>> header_name("/data/modèle.tdr")
+    'mod\\xe8le.tdr'
+    >>> header_name(None)
+    'in-memory'
+    """
+    if not path:
+        return "in-memory"
+    name = os.path.basename(os.fsdecode(path).replace("\\", "/").rstrip("/")) or "in-memory"
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii")
+                   for c in name)
 
 
 def payload_checksum(payload):
@@ -75,6 +143,9 @@ def _payload(model):
             check_weights(model.student, "the model's student")
     except FloatingPointError as exc:
         raise ValueError(f"{exc}; a model with non-finite weights is not saved") from None
+    if model.architecture["width"] > MAX_WIDTH:
+        raise ValueError(f"a model of width {model.architecture['width']} cannot be saved: "
+                         f"model files hold widths up to {MAX_WIDTH}")
     payload = {
         "format": FILE_MAGIC,
         "format_version": FILE_FORMAT_VERSION,
@@ -130,13 +201,133 @@ def to_bytes(model):
     >>> from_bytes(to_bytes(model), device="cpu").fingerprint == model.fingerprint
     True
     """
-    buffer = io.BytesIO()
-    torch.save(_payload(model), buffer)
-    return buffer.getvalue()
+    return encode_payload(_payload(model))
+
+
+def encode_payload(payload):
+    """The bytes of a format-4 (safetensors) model file holding ``payload``.
+
+    Parameters
+    ----------
+    payload : dict
+        Metadata, ``checksum`` and the ``state_dict`` and ``student_state_dict``
+        weights (the latter None without a student), as a model file holds them.
+
+    Returns
+    -------
+    bytes
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tdrdenoise.model_io import decode_payload, encode_payload
+    >>> data = encode_payload({"format": "tdrdenoise-model", "format_version": 4,
+    ...                        "state_dict": {"w": torch.ones(2)},
+    ...                        "student_state_dict": None})
+    >>> decode_payload(data)["state_dict"]["w"]
+    tensor([1., 1.])
+    """
+    from safetensors.torch import save as save_tensors
+
+    meta = {k: v for k, v in payload.items() if k not in _WEIGHTS}
+    tensors = {}
+    for key, prefix in _WEIGHTS.items():
+        for name, tensor in (payload.get(key) or {}).items():
+            tensors[prefix + name] = tensor.detach().cpu().contiguous()
+    # one metadata entry: safetensors writes several in no fixed order, and the same
+    # model must give the same bytes (and SHA-256) every time
+    return save_tensors(tensors, metadata={"tdrdenoise": json.dumps(meta, sort_keys=True)})
+
+
+def _is_legacy(data):
+    """A torch.save archive (zip) or an older torch pickle (formats 1 to 3), not a
+    safetensors file (an 8-byte header size, then the JSON header)."""
+    if len(data) > 9 and bytes(data[8:9]) == b"{" \
+            and int.from_bytes(bytes(data[:8]), "little") <= len(data) - 8:
+        return False
+    return bytes(data[:4]) == b"PK\x03\x04" or bytes(data[:1]) == b"\x80"
+
+
+def _read_header(data, source):
+    """(metadata dict, {key: {name: (dtype, shape)}}) of a format-4 file, from its JSON
+    header alone; nothing else of the file is read."""
+    def refuse(why):
+        raise ValueError(f"{source} is not a readable tdrdenoise model file ({why})")
+
+    if len(data) < 8:
+        refuse("too short")
+    size = int.from_bytes(bytes(data[:8]), "little")
+    if not 2 <= size <= min(MAX_HEADER_BYTES, len(data) - 8):
+        refuse(f"a header of {size} bytes")
+    try:
+        header = json.loads(bytes(data[8:8 + size]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        refuse("its header is not JSON")
+    if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
+        refuse("no metadata")
+    info = header.pop("__metadata__")
+    try:
+        meta = json.loads(info.get("tdrdenoise"))
+    except (TypeError, ValueError):
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != FILE_MAGIC:
+        raise ValueError(f"{source} is not a tdrdenoise model file")
+    shapes = {key: {} for key in _WEIGHTS}
+    for name, entry in header.items():
+        key = next((k for k, prefix in _WEIGHTS.items() if name.startswith(prefix)), None)
+        if key is None or not isinstance(entry, dict) or not isinstance(
+                entry.get("shape"), list):
+            _fail(source, f"unexpected tensor {name!r}")
+        shapes[key][name[len(_WEIGHTS[key]):]] = (entry.get("dtype"), tuple(entry["shape"]))
+    return meta, shapes
+
+
+def decode_payload(data, source="the model data"):
+    """The payload dict of a format-4 model file's bytes, without any check of its
+    metadata (see :func:`from_bytes` for the checked way in).
+
+    Parameters
+    ----------
+    data : bytes
+    source : str, optional
+        Name of the data in error messages.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ValueError
+        If ``data`` are not a format-4 model file.
+
+    Examples
+    --------
+    See :func:`encode_payload`.
+    """
+    from safetensors.torch import load as load_tensors
+
+    meta, shapes = _read_header(data, source)
+    try:
+        tensors = load_tensors(bytes(data))
+    except Exception as exc:  # safetensors raises its own kinds on damaged data
+        raise ValueError(f"{source} is not a readable tdrdenoise model file (corrupt): "
+                         f"{type(exc).__name__}") from None
+    payload = dict(meta)
+    for key, prefix in _WEIGHTS.items():
+        part = {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
+        payload[key] = part if (part or key == "state_dict") else None
+    return payload
 
 
 def save(model, path, *, overwrite=False):
     """Write ``model`` to ``path``, atomically (see :meth:`TDRModel.save`).
+
+    With ``overwrite=False`` the file is created exclusively (a hard link from the
+    complete temporary file): a file another process writes under ``path`` meanwhile
+    is kept, and `FileExistsError` raised, never a silent replacement. Once the model
+    is written, the training checkpoint of the :meth:`~tdrdenoise.TDRModel.fit` that
+    made it (kept until then, so that a failed save loses no training) is removed.
 
     Parameters
     ----------
@@ -147,8 +338,11 @@ def save(model, path, *, overwrite=False):
 
     Raises
     ------
-    OSError
-        If ``path`` exists and ``overwrite`` is False.
+    FileExistsError
+        If ``path`` exists, or was created by another process while writing, and
+        ``overwrite`` is False (a subclass of `OSError`).
+    PermissionError, OSError
+        If the file cannot be written; the model and its checkpoint are kept.
     ValueError, FloatingPointError
         If the model's normalisation or weights are not finite.
 
@@ -158,20 +352,35 @@ def save(model, path, *, overwrite=False):
     """
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
-        raise OSError(f"{path} exists; pass overwrite=True to replace it")
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     data = to_bytes(model)
-    with atomic_open(path) as fh:
+    with atomic_open(path, overwrite=overwrite) as fh:
         fh.write(data)
     model.path = path
+    checkpoint = getattr(model, "pending_checkpoint", None)
+    if checkpoint is not None:
+        model.pending_checkpoint = None
+        if os.path.isfile(checkpoint) and not _same_file(checkpoint, path):
+            os.unlink(checkpoint)  # the model itself is now what to keep
 
 
-def load(path, *, device="auto"):
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def load(path, *, device="auto", sha256=None):
     """Read a model file written by :func:`save` (see :meth:`TDRModel.load`).
 
     Parameters
     ----------
     path : str or path-like
     device : str or `torch.device`, optional
+    sha256 : str, optional
+        The SHA-256 (64 hexadecimal digits) the whole file must have, as given by
+        whoever shared it (``sha256sum model.tdr``); a file that differs is refused.
 
     Returns
     -------
@@ -182,8 +391,9 @@ def load(path, *, device="auto"):
     FileNotFoundError
         If there is no such file.
     ValueError
-        If the file is not a readable model, fails its checksum or its metadata
-        checks, or was written by a newer file format.
+        If the file is larger than ``MAX_FILE_BYTES``, is not a readable model,
+        differs from ``sha256``, fails its checksum or its metadata checks, or was
+        written by a newer file format.
 
     Examples
     --------
@@ -192,14 +402,139 @@ def load(path, *, device="auto"):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no model file at {path}")
+    _check_size(os.path.getsize(path), path)
     with open(path, "rb") as fh:
-        data = fh.read()
-    model = from_bytes(data, device=device, source=path)
+        data = fh.read(MAX_FILE_BYTES + 1)
+    model = from_bytes(data, device=device, source=path, sha256=sha256)
     model.path = path
     return model
 
 
-def from_bytes(data, *, device="auto", source="the model data"):
+def convert(old, new, *, overwrite=False):
+    """Rewrite the model file ``old`` (any format) as a format-4 file ``new``.
+
+    Files of formats 1 to 3 are torch archives, read through
+    ``torch.load(weights_only=True)``; format 4 (safetensors) is read without running
+    any code. From the shell::
+
+        python -c "from tdrdenoise.model_io import convert; print(convert('old.tdr', 'new.tdr'))"
+
+    Parameters
+    ----------
+    old, new : str or path-like
+        The file to read and the file to write.
+    overwrite : bool, optional
+        Replace an existing ``new``.
+
+    Returns
+    -------
+    str
+        The SHA-256 of ``new``, to give to whoever you share it with (see
+        :func:`load`).
+
+    Raises
+    ------
+    FileExistsError
+        If ``new`` exists and ``overwrite`` is False.
+    ValueError
+        If ``old`` is not a valid model file (see :func:`load`).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from tdrdenoise import TDRModel
+    >>> from tdrdenoise.model_io import convert, file_sha256
+    >>> folder = tempfile.mkdtemp()
+    >>> TDRModel(device="cpu").fit(np.random.default_rng(0).normal(size=(32, 32)), steps=1,
+    ...                            seed=0, progress=False).save(os.path.join(folder, "a.tdr"))
+    >>> digest = convert(os.path.join(folder, "a.tdr"), os.path.join(folder, "b.tdr"))
+    >>> digest == file_sha256(os.path.join(folder, "b.tdr"))
+    True
+    """
+    new = os.fspath(new)
+    if os.path.exists(new) and not overwrite:
+        raise FileExistsError(f"{new} exists; pass overwrite=True to replace it")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyDeprecationWarning)  # what this fixes
+        model = load(old, device="cpu")
+    save(model, new, overwrite=overwrite)
+    return file_sha256(new)
+
+
+def file_sha256(data):
+    """The SHA-256 (hex) of a model file's bytes, or of the file at a path.
+
+    Examples
+    --------
+    >>> from tdrdenoise.model_io import file_sha256
+    >>> file_sha256(b"")
+    'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+    """
+    if isinstance(data, (str, os.PathLike)):
+        digest = hashlib.sha256()
+        with open(data, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    return hashlib.sha256(bytes(data)).hexdigest()
+
+
+def _check_size(size, source):
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"{source} is {size} bytes; model files are at most "
+                         f"{MAX_FILE_BYTES} bytes (a width-{MAX_WIDTH} model takes about "
+                         "400 MiB): it is not a tdrdenoise model file")
+
+
+def _check_sha256(data, sha256, source):
+    if sha256 is None:
+        return
+    expected = str(sha256).strip().lower()
+    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+        raise ValueError(f"sha256 must be 64 hexadecimal digits; got {sha256!r}")
+    actual = file_sha256(data)
+    if actual != expected:
+        raise ValueError(f"{source} has SHA-256 {actual}, not the expected {expected}: "
+                         "it is not the file that was shared with you (damaged or "
+                         "replaced); get it again from its source")
+
+
+def _shapes_of(state_dict):
+    return {name: (_SAFETENSORS_DTYPES.get(t.dtype, str(t.dtype)), tuple(t.shape))
+            for name, t in state_dict.items()} if isinstance(state_dict, dict) else None
+
+
+def _check_shapes(shapes, net, what, source):
+    """Compare the recorded tensors with those of ``net`` (built on the meta device)."""
+    expected = _shapes_of(net.state_dict())
+    if shapes is None or set(shapes) != set(expected):
+        missing = sorted(set(expected) - set(shapes or ()))[:3]
+        extra = sorted(set(shapes or ()) - set(expected))[:3]
+        raise ValueError(f"{source}: the weights of {what} do not match the recorded "
+                         f"architecture (missing {missing}, unexpected {extra})")
+    for name, (dtype, shape) in expected.items():
+        if tuple(shapes[name][1]) != shape or shapes[name][0] not in (dtype, None):
+            raise ValueError(f"{source}: the weights of {what} do not match the recorded "
+                             f"architecture ({name} is {shapes[name][0]} "
+                             f"{list(shapes[name][1])}, not {dtype} {list(shape)})")
+
+
+def _check_all_shapes(fields, shapes, source):
+    """Every tensor's name, type and shape against the recorded architecture, before
+    any network is built (the reference networks live on the meta device)."""
+    from .network import SelfToSelfUNet, StudentUNet
+
+    arch = fields["constructor"]
+    with torch.device("meta"):
+        net = SelfToSelfUNet(arch["width"], arch["dropout"])
+        student = None if fields["student"] is None else StudentUNet(**fields["student"])
+    _check_shapes(shapes["state_dict"], net, "the network", source)
+    if student is not None:
+        _check_shapes(shapes["student_state_dict"], student, "the student", source)
+
+
+def from_bytes(data, *, device="auto", source="the model data", sha256=None):
     """Rebuild a model from the bytes of :func:`to_bytes` (or of a model file).
 
     Parameters
@@ -209,6 +544,8 @@ def from_bytes(data, *, device="auto", source="the model data"):
         Where to put the network (``"auto"``: CUDA when present).
     source : str, optional
         Name of the data in error messages (a file name).
+    sha256 : str, optional
+        The SHA-256 the data must have (see :func:`load`).
 
     Returns
     -------
@@ -224,22 +561,49 @@ def from_bytes(data, *, device="auto", source="the model data"):
     See :func:`to_bytes`.
     """
     device = resolve_device(device)
-    try:
-        payload = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds on garbage
-        raise ValueError(f"{source} is not a readable tdrdenoise model file (corrupt or "
-                         f"of another kind): {type(exc).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FILE_MAGIC:
-        raise ValueError(f"{source} is not a tdrdenoise model file")
-    version = payload.get("format_version")
+    _check_size(len(data), source)
+    _check_sha256(data, sha256, source)
+    legacy = _is_legacy(data)
+    if legacy:
+        try:
+            payload = torch.load(io.BytesIO(bytes(data)), map_location="cpu",
+                                 weights_only=True)
+        except Exception as exc:  # torch raises many kinds on garbage
+            raise ValueError(f"{source} is not a readable tdrdenoise model file (corrupt "
+                             f"or of another kind): {type(exc).__name__}") from None
+        if not isinstance(payload, dict) or payload.get("format") != FILE_MAGIC:
+            raise ValueError(f"{source} is not a tdrdenoise model file")
+        meta = {k: v for k, v in payload.items() if k not in _WEIGHTS}
+        shapes = {key: _shapes_of(payload.get(key)) for key in _WEIGHTS}
+    else:
+        meta, shapes = _read_header(data, source)
+        if meta.get("format") != FILE_MAGIC:
+            raise ValueError(f"{source} is not a tdrdenoise model file")
+    version = meta.get("format_version")
     if type(version) is not int or version < 1:
         raise ValueError(f"{source} has missing or malformed metadata: format_version is "
                          f"{version!r}, not a known file format; it was altered")
     if version > FILE_FORMAT_VERSION:
         raise ValueError(
             f"{source} uses model file format {version!r}, written by tdrdenoise "
-            f"{payload.get('tdrdenoise_version')}; this is tdrdenoise {__version__}, "
+            f"{meta.get('tdrdenoise_version')}; this is tdrdenoise {__version__}, "
             f"which reads format {FILE_FORMAT_VERSION} and older: upgrade tdrdenoise")
+    if legacy != (version < 4):
+        _fail(source, f"format_version {version} in a "
+                      f"{'torch' if legacy else 'safetensors'} file")
+    if legacy:
+        warnings.warn(f"{source} is a format-{version} model file (a torch pickle, read "
+                      "with torch.load(weights_only=True)); support for it will be "
+                      "removed: convert it to format 4 (safetensors) with "
+                      "tdrdenoise.model_io.convert(old, new) or "
+                      "TDRModel.load(old).save(new)",
+                      AstropyDeprecationWarning)
+    # every bound and every shape is checked before any tensor or network is made
+    fields = validate_metadata({**meta, "state_dict": shapes["state_dict"],
+                                "student_state_dict": shapes["student_state_dict"]}, source)
+    _check_all_shapes(fields, shapes, source)
+    if not legacy:
+        payload = decode_payload(data, source)
     if version >= 2:
         if payload.get("checksum") != payload_checksum(payload):
             raise ValueError(f"{source}: checksum mismatch: the file is corrupt or was "
@@ -248,7 +612,6 @@ def from_bytes(data, *, device="auto", source="the model data"):
         warnings.warn(f"{source} is a format-1 model file, which has no checksum: its "
                       "integrity cannot be verified; save it again to add one",
                       TDRUserWarning)
-    fields = validate_metadata(payload, source)
     from .model import TDRModel
     model = TDRModel(device=device, **fields["constructor"])
     try:
@@ -343,14 +706,16 @@ def validate_metadata(payload, source="the model data"):
         _fail(source, f"architecture must be a dict; got {arch!r}")
     if arch.get("name") != _ARCHITECTURE:
         raise ValueError(f"{source} holds an unknown architecture {arch.get('name')!r}")
-    _number(arch, "width", source, low=0, integer=True)
+    _number(arch, "width", source, low=0, high=MAX_WIDTH + 1, integer=True)
     if _number(arch, "dropout", source, high=1) < 0:
         _fail(source, f"dropout={arch['dropout']!r} is out of range")
     constructor = {
         "width": arch["width"], "dropout": arch["dropout"],
         "keep_prob": _number(payload, "keep_prob", source, low=0, high=1),
-        "patch_size": _number(payload, "patch_size", source, low=0, integer=True),
-        "batch_size": _number(payload, "batch_size", source, low=0, integer=True),
+        "patch_size": _number(payload, "patch_size", source, low=0,
+                              high=MAX_PATCH_SIZE + 1, integer=True),
+        "batch_size": _number(payload, "batch_size", source, low=0,
+                              high=MAX_BATCH_SIZE + 1, integer=True),
         "learning_rate": _number(payload, "learning_rate", source, low=0),
     }
     norm = payload.get("normalization")
@@ -386,8 +751,9 @@ def validate_metadata(payload, source="the model data"):
     if student is not None:
         if not isinstance(student, dict) or set(student) != {"width", "head"}:
             _fail(source, f"student must be None or a dict of width and head; got {student!r}")
-        student = {key: _number(student, key, source, low=1, integer=True)
-                   for key in ("width", "head")}
+        student = {key: _number(student, key, source, low=1, high=bound + 1, integer=True)
+                   for key, bound in (("width", MAX_STUDENT_WIDTH),
+                                      ("head", MAX_STUDENT_HEAD))}
         if not isinstance(payload.get("student_state_dict"), dict):
             _fail(source, "student_state_dict is missing")
     return {"constructor": constructor, "normalization": norm, "unit": unit,

@@ -1,10 +1,11 @@
 """Small shared pieces: warnings, device selection, atomic writes and output claims.
 
 Files are written through :func:`atomic_open`, whose temporary file
-(``.<name>.<pid>@<host>.<random>.part``) names the process writing it, so that
-:func:`clean_stale_temporaries` can remove what a killed run left behind. Runs that share
-an output folder split the work with :func:`claim_output`: a lock file
-(``.<name>.lock``) created exclusively, holding the pid and host of its owner;
+(``.<name>.tdrdenoise-<pid>@<host>.<random>.part``) is marked as ours and names the
+process writing it, so that :func:`clean_stale_temporaries` can remove what a killed
+run left behind (and nothing else). Runs that share an output folder split the work
+with :func:`claim_output`: a lock file (``.<name>.tdrdenoise.lock``) created
+exclusively, holding ``tdrdenoise <pid>@<host>``;
 :func:`prepare_output_folder` checks an output folder before the work starts. Those
 file functions are written in ``_files.py`` and imported from here.
 """

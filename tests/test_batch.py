@@ -112,13 +112,64 @@ def test_output_dtype(tmp_path, model):
     path = tmp_path / "f64.fits"
     data = np.random.default_rng(0).normal(size=(40, 40))
     fits.PrimaryHDU(data, fits.Header({"BUNIT": "adu"})).writeto(path)
+    # by default the input's type is kept
     table = denoise_files([path], model, output_dir=tmp_path / "a", progress=False, **FAST)
     with fits.open(table["output"][0]) as hdul:
-        assert hdul[0].data.dtype == np.dtype(">f4")
-        assert hdul["UNCERT"].data.dtype == np.dtype(">f4")
-    table = denoise_files([path], model, output_dir=tmp_path / "b", dtype=None,
+        assert hdul[0].data.dtype == np.dtype(">f8")
+        assert hdul["UNCERT"].data.dtype == np.dtype(">f8")
+    # float32 on request
+    with pytest.warns(UserWarning, match="rounded"):
+        table = denoise_files([path], model, output_dir=tmp_path / "b", dtype=np.float32,
+                              progress=False, **FAST)
+    assert fits.getdata(table["output"][0]).dtype == np.dtype(">f4")
+    with pytest.raises(TypeError, match="dtype must be None"):
+        denoise_files([path], model, output_dir=tmp_path / "c", dtype=np.int16)
+
+
+def _extreme_float64(tmp_path):
+    """A float64 image that float32 cannot hold: 1e8 + noise, 1 + 2**-40, 2**24 + 1, 1e39."""
+    data = 1e8 + np.random.default_rng(1).normal(0, 1, (48, 48))
+    data[0, :4] = 1 + 2.0 ** -40
+    data[1, :4] = 16777217.0
+    data[2, :2] = 1e39
+    path = tmp_path / "extreme.fits"
+    fits.PrimaryHDU(data, fits.Header({"BUNIT": "adu"})).writeto(path)
+    return path, data
+
+
+def test_r0_exact_for_float64_extremes(tmp_path, model):
+    path, data = _extreme_float64(tmp_path)
+    with np.errstate(over="ignore"):
+        assert len(np.unique(data.astype(np.float32))) < len(np.unique(data)) / 100
+    table = denoise_files([path], model, R=0, output_dir=tmp_path / "out", progress=False,
+                          **FAST)
+    assert list(table["status"]) == ["done"]
+    out = fits.getdata(table["output"][0])
+    assert out.dtype == np.dtype(">f8")
+    np.testing.assert_array_equal(out, data)  # every pixel, bit for bit
+
+
+def test_smaller_dtype_refused_or_warned(tmp_path, model):
+    path, data = _extreme_float64(tmp_path)
+    # 1e39 would become inf: refused whatever R
+    table = denoise_files([path], model, R=0, output_dir=tmp_path / "a", dtype=np.float32,
                           progress=False, **FAST)
-    assert fits.getdata(table["output"][0]).dtype == np.dtype(">f8")
+    assert list(table["status"]) == ["failed"]
+    assert "inf" in table["error"][0] and "--dtype input" in table["error"][0]
+    assert not os.path.exists(table["output"][0])
+    # values float32 rounds: refused at R=0 (which must return them) ...
+    data[2, :2] = 1e8
+    fits.PrimaryHDU(data, fits.Header({"BUNIT": "adu"})).writeto(path, overwrite=True)
+    table = denoise_files([path], model, R=0, output_dir=tmp_path / "b", dtype=np.float32,
+                          progress=False, **FAST)
+    assert list(table["status"]) == ["failed"]
+    assert "R=0" in table["error"][0] and "would change" in table["error"][0]
+    # ... and written with a warning otherwise
+    with pytest.warns(UserWarning, match="would change .* input values"):
+        table = denoise_files([path], model, R=1.0, output_dir=tmp_path / "c",
+                              dtype=np.float32, progress=False, **FAST)
+    assert list(table["status"]) == ["done"]
+    assert fits.getdata(table["output"][0]).dtype == np.dtype(">f4")
 
 
 def test_unit_mismatch_is_per_file(files, model, tmp_path):
@@ -149,7 +200,8 @@ def test_dask_local_cluster(files, model, model_path, tmp_path):
         assert table["error"][1]
         # the model travelled as its file: the provenance names the original file
         header = fits.getheader(table["output"][0])
-        assert f"model={model_path}" in header["TDRDENOI"]
+        assert f"model={model_path.name}," in header["TDRDENOI"]
+        assert str(model_path.parent) not in header["TDRDENOI"]
         assert f"fingerprint={model.fingerprint}" in header["TDRDENOI"]
         again = denoise_files(files, model, R=0.5, output_dir=out_dir, client=client,
                               device="cpu", progress=False, **FAST)
@@ -249,16 +301,52 @@ def test_claims_and_stale_files(files, model, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     # what a run killed outright left behind: a lock and a half-written temporary
-    (out_dir / ".frame0_tdr.fits.lock").write_text(f"{proc.pid}@{_host()}\n")
-    part = out_dir / f".frame0_tdr.fits.{proc.pid}@{_host()}.x1y2z3_a.part"
+    (out_dir / ".frame0_tdr.fits.tdrdenoise.lock").write_text(
+        f"tdrdenoise {proc.pid}@{_host()}\n")
+    part = out_dir / f".frame0_tdr.fits.tdrdenoise-{proc.pid}@{_host()}.x1y2z3_a.part"
     part.write_bytes(b"half a file")
     # a file another run (this process stands for it) is working on
-    (out_dir / ".frame1_tdr.fits.lock").write_text(f"{os.getpid()}@{_host()}\n")
+    (out_dir / ".frame1_tdr.fits.tdrdenoise.lock").write_text(
+        f"tdrdenoise {os.getpid()}@{_host()}\n")
     table = denoise_files(files, model, output_dir=out_dir, progress=False, **FAST)
     assert list(table["status"]) == ["done", "failed", "skipped"]
     assert "being written by another run" in table["error"][2]
     assert table.meta["n_failed"] == 1 and table.meta["n_skipped"] == 1
-    assert sorted(os.listdir(out_dir)) == [".frame1_tdr.fits.lock", "frame0_tdr.fits"]
+    assert sorted(os.listdir(out_dir)) == [".frame1_tdr.fits.tdrdenoise.lock",
+                                           "frame0_tdr.fits"]
+
+
+def test_model_in_non_ascii_folder(files, model_path, tmp_path):
+    """The header names the model file, not its folder, in printable ASCII."""
+    folder = tmp_path / "données"
+    folder.mkdir()
+    moved = TDRModel.load(model_path, device="cpu")
+    moved.save(folder / "modèle.tdr")
+    table = denoise_files(files[:1], TDRModel.load(folder / "modèle.tdr", device="cpu"),
+                          R=0.5, output_dir=tmp_path / "out", progress=False, **FAST)
+    assert list(table["status"]) == ["done"], table["error"][0]
+    record = fits.getheader(table["output"][0])["TDRDENOI"]
+    assert "model=mod\\xe8le.tdr," in record and "donn" not in record
+    assert f"fingerprint={moved.fingerprint}" in record
+
+
+def test_foreign_hidden_files_survive(files, model, tmp_path):
+    """Other programs' locks and temporaries beside the inputs are never deleted."""
+    folder = os.path.dirname(files[0])
+    old = 0  # 1970: older than any age limit
+    foreign = {".pipeline.lock": "not a pid", ".notes.abcd1234.part": "draft",
+               ".frame0_tdr.fits.lock": "12@somewhere\n",
+               ".frame0_tdr.fits.123@nohost.abc_1234.part": "x"}
+    for name, text in foreign.items():
+        path = os.path.join(folder, name)
+        with open(path, "w") as fh:
+            fh.write(text)
+        os.utime(path, (old, old))
+    table = denoise_files(files, model, progress=False, **FAST)  # no output_dir
+    assert list(table["status"]) == ["done", "failed", "done"]
+    for name, text in foreign.items():
+        with open(os.path.join(folder, name)) as fh:
+            assert fh.read() == text
 
 
 def test_output_is_a_folder(files, model, tmp_path):

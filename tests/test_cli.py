@@ -130,6 +130,26 @@ def test_no_calibrate_no_refine(trained, tmp_path):
         assert not np.array_equal(on[0].data, raw[0].data)
 
 
+def test_dtype_option(trained, capsys, tmp_path):
+    """--dtype input (the default) keeps float64 exact at --R 0; float32 only on request."""
+    folder, model, frames = trained
+    data = 1e8 + np.random.default_rng(3).normal(0, 1, (40, 40))
+    data[0, :3] = [1 + 2.0 ** -40, 16777217.0, 1e39]
+    path = tmp_path / "f64.fits"
+    fits.PrimaryHDU(data, fits.Header({"BUNIT": "count / s"})).writeto(path)
+    assert main(["denoise", "--model", model, str(path), "--R", "0", "-o",
+                 str(tmp_path / "a"), "-q"] + FAST + TINY) == 0
+    out = fits.getdata(tmp_path / "a" / "f64_tdr.fits")
+    assert out.dtype == np.dtype(">f8")
+    np.testing.assert_array_equal(out, data)
+    # float32 would turn 1e39 into inf: the file fails with a message saying so
+    assert main(["denoise", "--model", model, str(path), "--R", "0", "--dtype", "float32",
+                 "-o", str(tmp_path / "b"), "-q"] + FAST + TINY) == 1
+    err = capsys.readouterr().err
+    assert "inf" in err and "--dtype input" in err
+    assert not (tmp_path / "b" / "f64_tdr.fits").exists()
+
+
 def test_denoise_errors(trained, capsys, tmp_path):
     folder, model, frames = trained
     # R in a unit that does not match the model's images
@@ -341,6 +361,60 @@ def test_train_checkpoint_real(trained, tmp_path):
                  "--patch-size", "32", "--batch-size", "2", "--checkpoint", str(ckpt),
                  "--checkpoint-every", "2", "-q"] + TINY) == 0
     assert (tmp_path / "m.tdr").is_file()
+
+
+def test_train_failed_save_keeps_the_model(trained, tmp_path, capsys, monkeypatch):
+    """The output appears during the training: the model is saved beside it instead,
+    with a message saying where, and the other file is not replaced."""
+    import tdrdenoise.model_io as model_io
+    from tdrdenoise import TDRModel
+
+    folder, model, frames = trained
+    out = tmp_path / "m.tdr"
+    real = model_io.to_bytes
+
+    def racing(model):
+        if not out.exists():
+            out.write_bytes(b"written by someone else")
+        return real(model)
+
+    monkeypatch.setattr(model_io, "to_bytes", racing)
+    args = ["train", frames[0], "-o", str(out), "--steps", "2", "--patch-size", "32",
+            "--batch-size", "2", "--checkpoint", str(tmp_path / "state.ckpt"),
+            "-q"] + TINY
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"cannot save the model to {out}" in err and "saved to" in err
+    assert out.read_bytes() == b"written by someone else"
+    rescued = [p for p in tmp_path.iterdir() if p.name.startswith("m.unsaved-")]
+    assert len(rescued) == 1 and str(rescued[0]) in err
+    assert TDRModel.load(rescued[0], device="cpu").is_fitted
+    assert not (tmp_path / "state.ckpt").exists()  # the model itself was saved
+
+
+def test_train_no_save_possible_keeps_the_checkpoint(trained, tmp_path, capsys,
+                                                     monkeypatch):
+    import tdrdenoise.model_io as model_io
+
+    folder, model, frames = trained
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model_io, "atomic_open", full)
+    ckpt = tmp_path / "state.ckpt"
+    assert main(["train", frames[0], "-o", str(tmp_path / "m.tdr"), "--steps", "2",
+                 "--patch-size", "32", "--batch-size", "2", "--checkpoint", str(ckpt),
+                 "-q"] + TINY) == 1
+    err = capsys.readouterr().err
+    assert "No space left" in err and f"the checkpoint {ckpt} is kept" in err
+    assert ckpt.is_file()
+    monkeypatch.undo()
+    # the same command then resumes from the finished state and saves the model
+    assert main(["train", frames[0], "-o", str(tmp_path / "m.tdr"), "--steps", "2",
+                 "--patch-size", "32", "--batch-size", "2", "--checkpoint", str(ckpt),
+                 "-q"] + TINY) == 0
+    assert (tmp_path / "m.tdr").is_file() and not ckpt.exists()
 
 
 def test_train_on_several_images(trained, tmp_path, capsys):

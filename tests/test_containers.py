@@ -130,3 +130,35 @@ def test_add_keyword_bad(noisy, unit_model, bad):
     error = ValueError if bad == "" else TypeError
     with pytest.raises(error, match="add_keyword"):
         _meta("ccddata", noisy, unit_model, bad)
+
+
+def test_cast_data_refuses_overflow_and_counts_rounding():
+    from astropy.nddata import CCDData, StdDevUncertainty
+
+    from tdrdenoise._containers import cast_data, cast_problems
+
+    values = np.array([[1.0, 1 + 2.0 ** -40, 16777217.0, 1e39, np.nan, np.inf]])
+    assert cast_problems(values, np.float32) == (1, 2, 1e39)
+    assert cast_problems(values, np.float64) == (0, 0, 0.0)
+    ccd = CCDData(values[:, :3].copy(), unit="adu",
+                  uncertainty=StdDevUncertainty(np.ones((1, 3))))
+    assert cast_data(ccd, np.float32, source=values[:, :3]) == 2
+    assert ccd.data.dtype == np.float32 and ccd.uncertainty.array.dtype == np.float32
+    big = CCDData(values[:, 3:4].copy(), unit="adu")
+    with pytest.raises(ValueError, match="would become inf.*dtype=None"):
+        cast_data(big, np.float32)
+    assert big.data.dtype == np.float64  # left as it was
+
+
+@pytest.mark.parametrize("ragged, detail", [
+    ([[1.0, 2.0, 3.0], [4.0, 5.0]], "row lengths 2, 3"),
+    ([[1.0, 2.0], 3.0], "numbers and rows mixed")])
+def test_ragged_list_message(ragged, detail, unit_model):
+    from tdrdenoise._containers import unpack_images
+
+    for call in (lambda: unpack(ragged, "image"), lambda: unpack_images(ragged),
+                 lambda: tdr_denoise(ragged, unit_model, **FAST)):
+        with pytest.raises(ValueError, match=f"image is a nested list whose rows are not "
+                                             f"all of one length \\({detail}\\).*equal "
+                                             "length: pad or crop"):
+            call()

@@ -150,6 +150,30 @@ def test_write_roundtrip(tmp_path):
         np.testing.assert_array_equal(np.isnan(back.data), np.isnan(data))
 
 
+def test_write_checksums(tmp_path):
+    ccd = CCDData(image(), unit="G", mask=np.zeros((24, 32), bool),
+                  uncertainty=StdDevUncertainty(np.ones((24, 32))))
+    out = write_image(ccd, tmp_path / "out.fits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a bad checksum is an AstropyUserWarning
+        with fits.open(out, checksum=True) as hdul:
+            for hdu in hdul:
+                assert hdu.header["CHECKSUM"] and hdu.header["DATASUM"]
+                assert hdu.verify_checksum() == 1 and hdu.verify_datasum() == 1
+    # a damaged copy is detected
+    raw = bytearray(open(out, "rb").read())
+    raw[2880 + 100] ^= 0xFF  # one byte of the primary data
+    damaged = tmp_path / "damaged.fits"
+    damaged.write_bytes(bytes(raw))
+    with pytest.warns(UserWarning, match="Datasum verification failed"):
+        with fits.open(damaged, checksum=True) as hdul:
+            assert hdul[0].verify_datasum() == 0
+    # the cards of an input are not copied: a rewrite gets fresh ones
+    again = write_image(read_image(out), tmp_path / "again.fits")
+    with fits.open(again) as hdul:
+        assert hdul[0].verify_checksum() == 1
+
+
 def test_write_never_clobbers(tmp_path):
     ccd = CCDData(np.ones((8, 8)), unit="adu")
     path = tmp_path / "a.fits"

@@ -7,8 +7,22 @@ import torch
 from astropy import units as u
 
 from tdrdenoise import TDRModel, TDRUserWarning
-from tdrdenoise.model_io import (FILE_FORMAT_VERSION, from_bytes, load, payload_checksum,
-                                 save, to_bytes)
+from tdrdenoise.model_io import (FILE_FORMAT_VERSION, decode_payload, encode_payload,
+                                 from_bytes, load, payload_checksum, save, to_bytes)
+
+
+def read_payload(path):
+    """The dict a format-4 model file holds."""
+    return decode_payload(open(path, "rb").read())
+
+
+def write_payload(payload, path):
+    """Write ``payload`` as its format says: safetensors (4) or a torch archive (1-3)."""
+    if isinstance(payload.get("format_version"), int) and payload["format_version"] < 4:
+        torch.save(payload, path)
+    else:
+        with open(path, "wb") as fh:
+            fh.write(encode_payload(payload))
 
 
 def test_save_load_roundtrip(tmp_path, noisy, unit_model):
@@ -32,6 +46,56 @@ def test_save_refuses_overwrite(tmp_path, tiny_model):
     with pytest.raises(OSError, match="exists"):
         tiny_model.save(path)
     tiny_model.save(path, overwrite=True)
+
+
+def test_save_exclusive_against_a_concurrent_writer(tmp_path, tiny_model, monkeypatch):
+    """overwrite=False never replaces a file another process wrote meanwhile."""
+    import tdrdenoise.model_io as model_io
+
+    path = tmp_path / "model.tdr"
+    real = model_io.to_bytes
+
+    def racing(model):
+        data = real(model)
+        path.write_bytes(b"the other writer's model")  # after the existence check
+        return data
+
+    monkeypatch.setattr(model_io, "to_bytes", racing)
+    with pytest.raises(FileExistsError, match="another process"):
+        tiny_model.save(path)
+    assert path.read_bytes() == b"the other writer's model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.tdr"]  # no temporary left
+
+
+def test_save_into_unwritable_folder_names_the_target(tmp_path, tiny_model, monkeypatch):
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".m.tdr.x.part"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError, match=r"cannot write .*m\.tdr: no permission to "
+                                              r"create files in the folder"):
+        tiny_model.save(tmp_path / "m.tdr")
+
+
+def test_save_removes_the_checkpoint_only_once_written(tmp_path, noisy, monkeypatch):
+    import tdrdenoise.model_io as model_io
+
+    ckpt = tmp_path / "train.ckpt"
+    model = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(
+        noisy, steps=2, seed=0, progress=False, distil_steps=0, checkpoint=ckpt)
+    assert ckpt.is_file()
+    with monkeypatch.context() as patch:
+        def full(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+        patch.setattr(model_io, "atomic_open", full)
+        with pytest.raises(OSError, match="No space left"):
+            model.save(tmp_path / "model.tdr")
+    assert ckpt.is_file() and not (tmp_path / "model.tdr").exists()
+    model.save(tmp_path / "model.tdr")
+    assert not ckpt.exists()
+    assert TDRModel.load(tmp_path / "model.tdr").fingerprint == model.fingerprint
 
 
 def test_save_untrained(tmp_path):
@@ -59,13 +123,13 @@ def test_load_corrupt(tmp_path, tiny_model):
 
 def _resave(src, dst, drop=(), checksum=True, **changes):
     """Rewrite a model file with changed metadata and, by default, a valid checksum."""
-    payload = torch.load(src, weights_only=True)
+    payload = read_payload(src)
     payload.update(changes)
     for key in drop:
         del payload[key]
     if checksum:
         payload["checksum"] = payload_checksum(payload)
-    torch.save(payload, dst)
+    write_payload(payload, dst)
 
 
 def test_load_other_kind_of_file(tmp_path, tiny_model):
@@ -124,15 +188,15 @@ def test_load_malformed_metadata(tmp_path, tiny_model, changes):
         TDRModel.load(bad)
 
 
-def test_format_version_is_3():
-    assert FILE_FORMAT_VERSION == 3
+def test_format_version_is_4():
+    assert FILE_FORMAT_VERSION == 4
 
 
 def test_checksum_stored(tmp_path, tiny_model):
     path = tmp_path / "m.tdr"
     tiny_model.save(path)
-    payload = torch.load(path, weights_only=True)
-    assert payload["format_version"] == 3
+    payload = read_payload(path)
+    assert payload["format_version"] == 4
     assert payload["checksum"] == payload_checksum(payload)
     assert len(payload["checksum"]) == 64
 
@@ -163,7 +227,7 @@ def test_format_1_loads_with_warning(tmp_path, tiny_model):
     good = tmp_path / "good.tdr"
     tiny_model.save(good)
     old = tmp_path / "old.tdr"
-    payload = torch.load(good, weights_only=True)
+    payload = read_payload(good)
     del payload["checksum"]
     payload["format_version"] = 1
     payload["normalization"] = {"median": tiny_model.normalization["median"],
@@ -221,12 +285,12 @@ def test_save_refuses_bad_scale(tmp_path, tiny_model, scale):
 def test_load_refuses_non_finite_weights(tmp_path, tiny_model):
     good = tmp_path / "good.tdr"
     tiny_model.save(good)
-    payload = torch.load(good, weights_only=True)
+    payload = read_payload(good)
     name = next(iter(payload["state_dict"]))
     payload["state_dict"][name].view(-1)[0] = float("inf")
     payload["checksum"] = payload_checksum(payload)
     bad = tmp_path / "bad.tdr"
-    torch.save(payload, bad)
+    write_payload(payload, bad)
     with pytest.raises(ValueError, match="bad.tdr has non-finite weights"):
         TDRModel.load(bad)
 
@@ -248,7 +312,7 @@ def test_format_1_holds_nothing_out_and_does_not_shuffle(tmp_path, tiny_model):
     good = tmp_path / "good.tdr"
     tiny_model.save(good)
     old = tmp_path / "old.tdr"
-    payload = torch.load(good, weights_only=True)
+    payload = read_payload(good)
     del payload["checksum"]
     payload["format_version"] = 1
     payload["normalization"] = {"median": 0.0, "scale": 1.0}
@@ -267,3 +331,165 @@ def test_load_refuses_bad_pixel_shuffle(tmp_path, tiny_model, shuffle):
     _resave(good, bad, normalization=dict(tiny_model.normalization, pixel_shuffle=shuffle))
     with pytest.raises(ValueError, match="pixel_shuffle"):
         TDRModel.load(bad)
+
+
+# --------------------------------------------------------------------------- format 4
+class _RunsCode:
+    """Unpickling this runs code: it creates the file named by ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_model_file_carrying_code_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "code-ran"
+    evil = tmp_path / "evil.tdr"
+    torch.save({"format": "tdrdenoise-model", "format_version": 3,
+                "state_dict": _RunsCode(marker)}, evil)
+    with pytest.raises(ValueError, match="not a readable tdrdenoise model file"):
+        TDRModel.load(evil)
+    with pytest.raises(ValueError, match="not a readable tdrdenoise model file"):
+        TDRModel.from_bytes(evil.read_bytes())
+    assert not marker.exists()
+
+
+def test_format_4_reads_no_pickle(tmp_path, tiny_model, monkeypatch):
+    import pickle
+
+    path = tmp_path / "m.tdr"
+    tiny_model.save(path)
+    assert path.read_bytes()[8:9] == b"{"  # a safetensors header, not a torch archive
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a format-4 file must be read without any pickle")
+
+    monkeypatch.setattr(torch, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no deprecation warning
+        assert TDRModel.load(path, device="cpu").fingerprint == tiny_model.fingerprint
+
+
+def test_same_model_same_bytes(tiny_model):
+    assert tiny_model.to_bytes() == tiny_model.to_bytes()
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"architecture": {"name": "self2self-unet", "width": 10**6, "dropout": 0.3}},
+     "width=1000000 is out of range"),
+    ({"batch_size": 10**9}, "batch_size=1000000000 is out of range"),
+    ({"patch_size": 10**6}, "patch_size=1000000 is out of range"),
+    ({"student": {"width": 10**5, "head": 32}}, "width=100000 is out of range"),
+])
+def test_metadata_bounds_checked_before_allocation(tmp_path, tiny_model, changes, match,
+                                                   monkeypatch):
+    import tdrdenoise.network
+
+    built = []
+    real = tdrdenoise.network.SelfToSelfUNet.__init__
+
+    def record(self, *args, **kwargs):
+        built.append(args)
+        real(self, *args, **kwargs)
+
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    bad = tmp_path / "bad.tdr"
+    _resave(good, bad, **changes)
+    monkeypatch.setattr(tdrdenoise.network.SelfToSelfUNet, "__init__", record)
+    with pytest.raises(ValueError, match=match):
+        TDRModel.load(bad)
+    assert built == []  # refused before any network was built
+
+
+def test_shapes_compared_before_the_network_is_built(tmp_path, tiny_model, monkeypatch):
+    import tdrdenoise.model
+
+    good = tmp_path / "good.tdr"
+    tiny_model.save(good)
+    wrong = tmp_path / "wrong.tdr"
+    _resave(good, wrong, architecture={"name": "self2self-unet", "width": 64,
+                                       "dropout": 0.3})
+    monkeypatch.setattr(tdrdenoise.model, "SelfToSelfUNet",
+                        lambda *a, **k: pytest.fail("network built"))
+    with pytest.raises(ValueError, match=r"weights of the network do not match the "
+                                         r"recorded architecture \(.* is F32 \["):
+        TDRModel.load(wrong)
+
+
+def test_file_size_cap(tmp_path, tiny_model, monkeypatch):
+    import tdrdenoise.model_io as model_io
+
+    path = tmp_path / "m.tdr"
+    tiny_model.save(path)
+    monkeypatch.setattr(model_io, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(ValueError, match="model files are at most 1000 bytes"):
+        TDRModel.load(path)
+    with pytest.raises(ValueError, match="model files are at most 1000 bytes"):
+        TDRModel.from_bytes(path.read_bytes())
+
+
+def test_expected_sha256(tmp_path, tiny_model):
+    import hashlib
+
+    from tdrdenoise.model_io import file_sha256
+
+    path = tmp_path / "m.tdr"
+    tiny_model.save(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_sha256(path) == digest == file_sha256(path.read_bytes())
+    assert TDRModel.load(path, sha256=digest.upper()).fingerprint == tiny_model.fingerprint
+    other = "0" * 64
+    with pytest.raises(ValueError, match=f"has SHA-256 {digest}, not the expected {other}"):
+        TDRModel.load(path, sha256=other)
+    with pytest.raises(ValueError, match="sha256 must be 64 hexadecimal digits"):
+        load(path, sha256="abc")
+
+
+def test_format_3_loads_with_deprecation_warning(tmp_path, tiny_model):
+    from astropy.utils.exceptions import AstropyDeprecationWarning
+
+    payload = read_payload(_saved(tmp_path, tiny_model))
+    payload["format_version"] = 3
+    payload["checksum"] = payload_checksum(payload)
+    old = tmp_path / "old.tdr"
+    torch.save(payload, old)
+    with pytest.warns(AstropyDeprecationWarning, match="format-3 model file .*model_io.convert"):
+        loaded = TDRModel.load(old, device="cpu")
+    assert loaded.fingerprint == tiny_model.fingerprint
+    # a version that does not match the container is refused
+    payload["format_version"] = 4
+    payload["checksum"] = payload_checksum(payload)
+    torch.save(payload, old)
+    with pytest.raises(ValueError, match="format_version 4 in a torch file"):
+        TDRModel.load(old)
+
+
+def _saved(tmp_path, model):
+    path = tmp_path / "saved.tdr"
+    model.save(path)
+    return path
+
+
+def test_convert(tmp_path, tiny_model):
+    from tdrdenoise.model_io import convert, file_sha256
+
+    payload = read_payload(_saved(tmp_path, tiny_model))
+    payload["format_version"] = 3
+    payload["checksum"] = payload_checksum(payload)
+    old, new = tmp_path / "old.tdr", tmp_path / "new.tdr"
+    torch.save(payload, old)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        digest = convert(old, new)
+        converted = TDRModel.load(new, sha256=digest, device="cpu")
+    assert digest == file_sha256(new) and new.read_bytes()[8:9] == b"{"
+    assert converted.fingerprint == tiny_model.fingerprint
+    assert converted.history == tiny_model.history
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        convert(old, new)

@@ -35,7 +35,9 @@ def test_resume_equals_uninterrupted(tmp_path, noisy):
     record = resumed.history[-1]
     assert record["steps"] == 6 and record["seed"] == 3 and record["resumed_at_step"] == 4
     assert record["final_loss"] == whole.history[-1]["final_loss"]
-    assert not ckpt.exists()  # removed after a successful fit
+    assert ckpt.is_file()  # kept until the model is saved
+    resumed.save(tmp_path / "model.tdr")
+    assert not ckpt.exists()  # the model itself is now what to keep
 
 
 def test_checkpoint_written_every_n_steps(tmp_path, noisy):
@@ -48,7 +50,32 @@ def test_checkpoint_written_every_n_steps(tmp_path, noisy):
     TDRModel(**TINY).fit(noisy, steps=3, seed=0, progress=False, checkpoint=ckpt,
                          checkpoint_every=2, callback=callback)
     assert seen == [(1, False), (2, True), (3, True)]
-    assert not ckpt.exists() and list((tmp_path / "sub").iterdir()) == []
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["train.ckpt"]
+
+
+def test_checkpoint_kept_when_distillation_fails(tmp_path, noisy, monkeypatch):
+    """A failure after the training (here the distillation) loses no training: the
+    finished state stays in the checkpoint and the same call resumes from it."""
+    import tdrdenoise.model
+
+    ckpt = tmp_path / "train.ckpt"
+    whole = TDRModel(**TINY).fit(noisy, steps=3, seed=5, progress=False, distil_steps=2)
+
+    def broken(*args, **kwargs):
+        raise ValueError("distillation failed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tdrdenoise.model, "distil_model", broken)
+        with pytest.raises(ValueError, match="distillation failed"):
+            TDRModel(**TINY).fit(noisy, steps=3, seed=5, progress=False, distil_steps=2,
+                                 checkpoint=ckpt, checkpoint_every=100)
+    assert ckpt.is_file()
+    steps_run = []
+    again = TDRModel(**TINY).fit(noisy, steps=3, seed=5, progress=False, distil_steps=2,
+                                 checkpoint=ckpt, callback=steps_run.append)
+    assert steps_run == []  # nothing trained again
+    assert again.history[0]["resumed_at_step"] == 3
+    assert again.fingerprint == whole.fingerprint
 
 
 @pytest.mark.parametrize("change, match", [

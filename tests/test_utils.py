@@ -38,7 +38,7 @@ def test_atomic_open_names_its_writer(tmp_path, monkeypatch):
         seen = [name for name in os.listdir(tmp_path)]
         fh.write(b"x")
     assert len(seen) == 1
-    assert seen[0].startswith(f".out.bin.{os.getpid()}@{_host()}.")
+    assert seen[0].startswith(f".out.bin.tdrdenoise-{os.getpid()}@{_host()}.")
     assert seen[0].endswith(".part")
     assert os.listdir(tmp_path) == ["out.bin"]
 
@@ -66,32 +66,71 @@ def test_atomic_open_folder_is_a_file(tmp_path):
             fh.write(b"x")
 
 
+def test_atomic_open_permission_names_the_target(tmp_path, monkeypatch):
+    """No permission in the folder: the message names the file asked for, not the
+    hidden temporary."""
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".out.fits.x.part"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError) as info:
+        with atomic_open(tmp_path / "out.fits") as fh:
+            fh.write(b"x")
+    message = str(info.value)
+    assert message.startswith(f"cannot write {tmp_path / 'out.fits'}: no permission")
+    assert "choose another folder" in message and ".part" not in message
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0,
+                    reason="needs POSIX permissions that apply (not root)")
+def test_atomic_open_read_only_folder(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match=r"cannot write .*model\.tdr: no perm"):
+            with atomic_open(folder / "model.tdr") as fh:
+                fh.write(b"x")
+    finally:
+        folder.chmod(0o755)
+
+
 @POSIX
 def test_clean_stale_temporaries(tmp_path):
     host = _host()
     old = time.time() - 48 * 3600
     names = {
-        f".a.fits.{dead_pid()}@{host}.abc_1234.part": True,   # writer dead
-        f".b.fits.{os.getpid()}@{host}.abc_1234.part": False,  # writer alive
-        f".c.fits.{os.getpid()}@{host}.abc_1234.part.old": False,  # not ours
-        ".d.fits.12345@elsewhere.abc_1234.part": False,        # other host, recent
-        ".e.fits.12345@elsewhere.abc_1234.part": True,         # other host, old
-        ".f.fits.abc_1234.part": True,                         # 0.1 name, old
-        ".g.fits.abc_1234.part": False,                        # 0.1 name, recent
+        f".a.fits.tdrdenoise-{dead_pid()}@{host}.abc_1234.part": True,   # writer dead
+        f".b.fits.tdrdenoise-{os.getpid()}@{host}.abc_1234.part": False,  # writer alive
+        f".c.fits.tdrdenoise-{os.getpid()}@{host}.abc_1234.part.old": False,  # not ours
+        ".d.fits.tdrdenoise-12345@elsewhere.abc_1234.part": False,  # other host, recent
+        ".e.fits.tdrdenoise-12345@elsewhere.abc_1234.part": True,   # other host, old
         "h.fits": False, ".hidden": False,                     # not temporaries
-        ".i.fits.lock": True,                                  # lock of a dead run
-        ".j.fits.lock": False,                                 # lock of a live run
+        ".i.fits.tdrdenoise.lock": True,                       # lock of a dead run
+        ".j.fits.tdrdenoise.lock": False,                      # lock of a live run
+        ".k.fits.tdrdenoise.lock": True,                       # of any machine, old
     }
-    for name in names:
+    # not ours, whatever their age: other programs' files, unmarked older names
+    foreign = [".pipeline.lock", ".notes.abcd1234.part", ".f.fits.abc_1234.part",
+               f".g.fits.{dead_pid()}@{host}.abc_1234.part", ".x.fits.lock",
+               ".y.fits.tdrdenoise.lock"]
+    for name in list(names) + foreign:
         (tmp_path / name).write_bytes(b"data")
-    (tmp_path / ".i.fits.lock").write_text(f"{dead_pid()}@{host}\n")
-    (tmp_path / ".j.fits.lock").write_text(f"{os.getpid()}@{host}\n")
-    for name in (".e.fits.12345@elsewhere.abc_1234.part", ".f.fits.abc_1234.part"):
+    (tmp_path / ".i.fits.tdrdenoise.lock").write_text(f"tdrdenoise {dead_pid()}@{host}\n")
+    (tmp_path / ".j.fits.tdrdenoise.lock").write_text(f"tdrdenoise {os.getpid()}@{host}\n")
+    (tmp_path / ".k.fits.tdrdenoise.lock").write_text("tdrdenoise 12345@elsewhere\n")
+    (tmp_path / ".x.fits.lock").write_text(f"{dead_pid()}@{host}\n")  # unmarked name
+    (tmp_path / ".y.fits.tdrdenoise.lock").write_text(f"{dead_pid()}@{host}\n")  # content
+    for name in [".e.fits.tdrdenoise-12345@elsewhere.abc_1234.part",
+                 ".k.fits.tdrdenoise.lock"] + foreign:
         os.utime(tmp_path / name, (old, old))
     removed = clean_stale_temporaries(tmp_path)
     expected = sorted(name for name, stale in names.items() if stale)
     assert sorted(os.path.basename(p) for p in removed) == expected
-    assert sorted(os.listdir(tmp_path)) == sorted(n for n, s in names.items() if not s)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [n for n, s in names.items() if not s] + foreign)
     assert clean_stale_temporaries(tmp_path / "missing") == []
 
 
@@ -122,10 +161,11 @@ def test_sigkill_mid_write_then_cleaned(tmp_path):
 
 def test_claim_output(tmp_path):
     path = tmp_path / "out.fits"
-    lock = tmp_path / ".out.fits.lock"
+    lock = tmp_path / ".out.fits.tdrdenoise.lock"
     with claim_output(path) as held:
         assert held == str(lock)
-        assert lock.read_text().strip() == f"{os.getpid()}@{_host()}"
+        assert lock.read_text() == f"tdrdenoise {os.getpid()}@{_host()}\n"
+        assert sorted(os.listdir(tmp_path)) == [lock.name]  # no temporary left
         with pytest.raises(OutputClaimedError, match=rf"pid {os.getpid()} on"):
             with claim_output(path):
                 pass
@@ -140,12 +180,12 @@ def test_claim_output(tmp_path):
 @POSIX
 def test_claim_output_stale_locks(tmp_path):
     path = tmp_path / "out.fits"
-    lock = tmp_path / ".out.fits.lock"
-    lock.write_text(f"{dead_pid()}@{_host()}\n")  # a run killed while working
+    lock = tmp_path / ".out.fits.tdrdenoise.lock"
+    lock.write_text(f"tdrdenoise {dead_pid()}@{_host()}\n")  # a run killed while working
     with claim_output(path):
-        assert lock.read_text().startswith(f"{os.getpid()}@")
+        assert lock.read_text().startswith(f"tdrdenoise {os.getpid()}@")
     # another machine's lock: live until it is older than max_age
-    lock.write_text("12345@elsewhere\n")
+    lock.write_text("tdrdenoise 12345@elsewhere\n")
     with pytest.raises(OutputClaimedError, match="pid 12345 on elsewhere"):
         with claim_output(path):
             pass
@@ -161,6 +201,13 @@ def test_claim_output_stale_locks(tmp_path):
     with claim_output(path):
         pass
     assert os.listdir(tmp_path) == []
+    # a lock of that name that tdrdenoise did not write is never removed, however old
+    lock.write_text("held by the archive mover\n")
+    os.utime(lock, (time.time() - 30 * 86400, time.time() - 30 * 86400))
+    with pytest.raises(OutputClaimedError, match="another program .* not tdrdenoise's"):
+        with claim_output(path):
+            pass
+    assert lock.read_text() == "held by the archive mover\n"
 
 
 # --------------------------------------------------------------------------- validators
