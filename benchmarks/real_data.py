@@ -2,6 +2,12 @@
 
 One table from one run (issue "real-data quality"), every method on the same frames:
 
+- **HMI SHARP active regions** (issue 23): train on one SHARP CEA magnetogram
+  (:data:`SHARP_TRAIN`), denoise other regions at other times (:data:`SHARP_TEST`),
+  and measure the change of the unsigned flux of the strong-field pixels, the linear
+  coefficient (and that of an ideal denoiser), the 8-px-smoothed residual in units of
+  white noise of the map's sigma, the noise level and the quiet-Sun offset
+  (:func:`active_region_measures`), against BM3D told the noise sigma.
 - **HST NGC 1365, F555W** (three independent 10 s exposures): train on obs1, denoise
   obs2, score against obs3 with the Noise2Noise estimate of
   :func:`tdrdenoise.metrics.evaluate` (``gain = 10 log10(noise_variance / mse_n2n)``),

@@ -77,10 +77,10 @@ IMPULSE_FRACTION = 0.025
 #: candidate impulse pixels among the eight neighbours of a candidate is the share
 #: ``p`` among all pixels. Real structure sharper than the noise (the edges of sunspots
 #: and plage in magnetograms, stars, galaxy cores) makes candidates side by side.
-#: :func:`impulse_clustering` is the excess ``(q - p) / (1 - p)``: 0.006 on the
-#: synthetic 5 % salt-and-pepper frames, 0.17-0.41 on all 21 HMI SHARP maps (14 of
+#: :func:`impulse_clustering` is the excess ``(q - p) / (1 - p)``: at most 0.006 on the
+#: synthetic 5 % salt-and-pepper frames, 0.17-0.39 on all 21 HMI SHARP maps (8 of
 #: which have more than :data:`IMPULSE_FRACTION` candidates), 0.17 on the MDI full
-#: disk, 0.26 on HST F555W. Above this the candidates are structure, not noise.
+#: disk, 0.24-0.27 on HST F555W. Above this the candidates are structure, not noise.
 IMPULSE_CLUSTERING = 0.05
 #: Share of white noise (:func:`white_fraction`) in the neighbour differences of the
 #: pixels the impulses spared below which they are taken to carry no noise of their

@@ -84,6 +84,18 @@ def test_train(trained, capsys):
                  "--batch-size", "2", "--overwrite"] + TINY) == 0
     out = capsys.readouterr().out
     assert "Training on" in out and "Saved" in out
+    # what the noise detection found is printed
+    assert "Detected: white noise" in out and "pixel shuffle 1" in out
+    # and can be overridden
+    assert main(["train", frames[0], "-o", model, "--steps", "1", "--patch-size", "32",
+                 "--batch-size", "2", "--overwrite", "--impulse-noise", "yes",
+                 "--pixel-shuffle", "1"] + TINY) == 0
+    assert "Detected: impulse" in capsys.readouterr().out
+    from tdrdenoise import TDRModel
+    assert TDRModel.load(model).normalization["impulse_noise"] is True
+    assert main(["train", frames[0], "-o", model, "--impulse-noise", "maybe"]) == 2
+    assert "auto, yes or no" in capsys.readouterr().err
+    assert main(["train", frames[0], "-o", model, "--pixel-shuffle", "7"]) == 2
 
 
 def test_denoise_round_trip(trained, capsys, tmp_path):

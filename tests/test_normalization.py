@@ -399,7 +399,7 @@ def _real_frames():
 @pytest.mark.data
 def test_no_real_frame_is_taken_for_impulse_noise():
     """Issue 23: every SHARP, MDI and HST frame of ../shared/data is real data, not
-    salt and pepper (14 of the 21 SHARP maps were before the clustering test); the
+    salt and pepper (8 of the 21 SHARP maps were before the clustering test); the
     synthetic salt-and-pepper frames still are."""
     from astropy.io import fits
 
