@@ -18,7 +18,7 @@ from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, describe_noise
                              make_normalization, network_input, noise_in_image_unit)
 from ._predict import DEFAULT_N_PREDICTIONS, predict_arrays, predict_image
 from ._training import checkpoint_seed, fine_tune_arrays, new_seed, train_model
-from ._validate import check_int, check_model_settings
+from ._validate import check_model_settings, check_student_width
 from .model_io import FILE_FORMAT_VERSION  # noqa: F401  (kept importable from here)
 from .network import SelfToSelfUNet
 from .utils import resolve_device
@@ -66,15 +66,17 @@ class TDRModel:
     Parameters
     ----------
     width : int, optional
-        Encoder channels (48 in the paper; the decoder uses twice as many).
+        Encoder channels (48 in the paper; the decoder uses twice as many); at most
+        512, what a model file holds.
     dropout : float, optional
         Decoder dropout probability (0.3 in the paper).
     keep_prob : float, optional
         Probability that the Bernoulli mask keeps an input pixel (0.7 in the paper).
     patch_size : int, optional
-        Side of the random training crops, in pixels (rounded up to a multiple of 32).
+        Side of the random training crops, in pixels (rounded up to a multiple of 32);
+        at most 8192.
     batch_size : int, optional
-        Crops per training step.
+        Crops per training step; at most 4096.
     learning_rate : float, optional
         Peak Adam learning rate; it decays along a cosine to 1 % of that.
     device : str or `torch.device`, optional
@@ -111,7 +113,7 @@ class TDRModel:
         HMI, MDI or HST we test on is taken for impulse noise). What was detected is
         in :attr:`noise_description`, the ``repr`` and the header record.
     student_width : int, optional
-        Encoder channels (at least 2) of the student that :meth:`fit` distils (see
+        Encoder channels (2 to 512) of the student that :meth:`fit` distils (see
         :meth:`distil`); its decoder has twice as many.
 
     Attributes
@@ -152,7 +154,8 @@ class TDRModel:
                              patch_size=patch_size, batch_size=batch_size,
                              outlier_threshold=outlier_threshold,
                              bright_threshold=bright_threshold, pixel_shuffle=pixel_shuffle,
-                             impulse_noise=impulse_noise)
+                             impulse_noise=impulse_noise, learning_rate=learning_rate)
+        self.student_width = check_student_width(student_width)
         self.architecture = {"name": "self2self-unet", "width": int(width),
                              "dropout": float(dropout)}
         self.keep_prob = float(keep_prob)
@@ -169,7 +172,6 @@ class TDRModel:
         self.history = []
         self.path = None
         self._net = SelfToSelfUNet(width, dropout).to(self.device)
-        self.student_width = check_int(student_width, "student_width", minimum=2)
         self.student = None
 
     # ------------------------------------------------------------------ helpers

@@ -38,6 +38,8 @@ from astropy.utils.exceptions import AstropyDeprecationWarning
 
 from . import __version__
 from ._normalization import OUTLIER_THRESHOLD, TRANSFORM, check_normalization
+from ._validate import (MAX_BATCH_SIZE, MAX_PATCH_SIZE, MAX_STUDENT_HEAD,
+                        MAX_STUDENT_WIDTH, MAX_WIDTH)
 from .utils import TDRUserWarning, atomic_open, resolve_device
 
 __all__ = ["FILE_FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes", "convert",
@@ -50,16 +52,13 @@ FILE_MAGIC = "tdrdenoise-model"
 _ARCHITECTURE = "self2self-unet"
 
 #: Bounds of a model file, checked before anything is allocated: the size of the file
-#: and of its JSON header (bytes), the widths of the network and of the student, the
-#: student's head, the patch and batch sizes. A width-48 model takes about 4 MiB and a
-#: width-512 one about 400 MiB.
+#: and of its JSON header (bytes); those of the widths of the network and of the
+#: student, the student's head, the patch and batch sizes (``MAX_WIDTH``...) are the
+#: bounds of :class:`~tdrdenoise.TDRModel`'s settings, defined in
+#: :mod:`tdrdenoise._validate`. A width-48 model takes about 4 MiB and a width-512 one
+#: about 400 MiB.
 MAX_FILE_BYTES = 1 << 30
 MAX_HEADER_BYTES = 16 << 20
-MAX_WIDTH = 512
-MAX_STUDENT_WIDTH = 512
-MAX_STUDENT_HEAD = 512
-MAX_PATCH_SIZE = 8192
-MAX_BATCH_SIZE = 4096
 
 _SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16",
                        torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32",
@@ -143,9 +142,6 @@ def _payload(model):
             check_weights(model.student, "the model's student")
     except FloatingPointError as exc:
         raise ValueError(f"{exc}; a model with non-finite weights is not saved") from None
-    if model.architecture["width"] > MAX_WIDTH:
-        raise ValueError(f"a model of width {model.architecture['width']} cannot be saved: "
-                         f"model files hold widths up to {MAX_WIDTH}")
     payload = {
         "format": FILE_MAGIC,
         "format_version": FILE_FORMAT_VERSION,
@@ -168,6 +164,12 @@ def _payload(model):
                               "head": int(model.student.head)}
         payload["student_state_dict"] = {k: v.detach().cpu() for k, v in
                                          model.student.state_dict().items()}
+    try:  # what load would refuse is never written (settings changed after __init__)
+        validate_metadata(payload, "the model")
+    except _MetadataError as exc:
+        raise ValueError(f"this model cannot be saved: {exc.what}, which a model file "
+                         "cannot hold (TDRModel.load would refuse it); build the model "
+                         "with settings within the bounds and train it again") from None
     payload["checksum"] = payload_checksum(payload)
     return payload
 
@@ -598,6 +600,7 @@ def from_bytes(data, *, device="auto", source="the model data", sha256=None):
                       "tdrdenoise.model_io.convert(old, new) or "
                       "TDRModel.load(old).save(new)",
                       AstropyDeprecationWarning)
+        meta = _legacy_bounds(meta, source, version)
     # every bound and every shape is checked before any tensor or network is made
     fields = validate_metadata({**meta, "state_dict": shapes["state_dict"],
                                 "student_state_dict": shapes["student_state_dict"]}, source)
@@ -638,6 +641,39 @@ def from_bytes(data, *, device="auto", source="the model data", sha256=None):
     return model
 
 
+def _legacy_bounds(meta, source, version):
+    """The metadata of a format-1 to 3 file (written before there were bounds) within
+    those of format 4: a patch or batch size above them, which only training (fine_tune,
+    distil) uses, is lowered with a warning; a network or student wider than a model
+    file may hold, which this version does not build, is refused with a clear message."""
+    meta = dict(meta)
+    written = (f"{source} (model file format {version}, written by tdrdenoise "
+               f"{meta.get('tdrdenoise_version', 'of an older version')})")
+    for key, bound in (("patch_size", MAX_PATCH_SIZE), ("batch_size", MAX_BATCH_SIZE)):
+        value = meta.get(key)
+        if type(value) is int and value > bound:
+            warnings.warn(f"{written} records {key}={value}, more than the {bound} of "
+                          f"format 4; it is lowered to {bound} (it matters only to "
+                          "fine_tune and distil)", TDRUserWarning)
+            meta[key] = bound
+    arch = meta.get("architecture")
+    student = meta.get("student")
+    widths = [("a network of width", arch.get("width") if isinstance(arch, dict) else None,
+               MAX_WIDTH, "width")]
+    if isinstance(student, dict):
+        widths += [("a student of width", student.get("width"), MAX_STUDENT_WIDTH,
+                    "student_width"),
+                   ("a student head of", student.get("head"), MAX_STUDENT_HEAD, None)]
+    for what, value, bound, option in widths:
+        if type(value) is int and value > bound:
+            fix = f"train it again with {option} <= {bound}" if option else \
+                "train it again with this version"
+            raise ValueError(f"{written} holds {what} {value}; this version builds and "
+                             f"reads at most {bound} (a width-{MAX_WIDTH} network takes "
+                             f"about 400 MiB), so it cannot use this model: {fix}")
+    return meta
+
+
 def _load_student(payload, config, source, device):
     """The student of a model file's dict (None if it has none)."""
     if config is None:
@@ -656,9 +692,17 @@ def _load_student(payload, config, source, device):
     return student.to(device).eval()
 
 
+class _MetadataError(ValueError):
+    """A metadata field of a model file is missing or malformed (``what``)."""
+
+    def __init__(self, message, what):
+        super().__init__(message)
+        self.what = what
+
+
 def _fail(source, what):
-    raise ValueError(f"{source} has missing or malformed metadata ({what}); it was not "
-                     "written by TDRModel.save or was altered")
+    raise _MetadataError(f"{source} has missing or malformed metadata ({what}); it was "
+                         "not written by TDRModel.save or was altered", what)
 
 
 def _number(payload, key, source, low=None, high=None, integer=False):
@@ -667,6 +711,8 @@ def _number(payload, key, source, low=None, high=None, integer=False):
     if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
         _fail(source, f"{key} must be a{'n integer' if integer else ' number'}; got {value!r}")
     if (low is not None and not value > low) or (high is not None and not value < high):
+        if integer and high is not None and value >= high:
+            _fail(source, f"{key}={value!r} is out of range: at most {high - 1}")
         _fail(source, f"{key}={value!r} is out of range")
     return value
 

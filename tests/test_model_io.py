@@ -493,3 +493,84 @@ def test_convert(tmp_path, tiny_model):
     assert converted.history == tiny_model.history
     with pytest.raises(FileExistsError, match="pass overwrite=True"):
         convert(old, new)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"width": 600}, "width must be at most 512"),
+    ({"patch_size": 8200}, "patch_size must be at most 8192"),
+    ({"batch_size": 5000}, "batch_size must be at most 4096"),
+    ({"student_width": 600}, "student_width must be at most 512"),
+    ({"learning_rate": 0.0}, "learning_rate must be a positive finite number"),
+    ({"learning_rate": float("nan")}, "learning_rate must be a positive finite number"),
+])
+def test_settings_a_model_file_cannot_hold_are_refused_at_construction(kwargs, match):
+    """A model that could not be saved and loaded again fails before any training."""
+    with pytest.raises(ValueError, match=match):
+        TDRModel(device="cpu", **kwargs)
+
+
+def test_largest_settings_are_accepted():
+    model = TDRModel(device="cpu", width=8, patch_size=8192, batch_size=4096,
+                     student_width=512)
+    assert (model.patch_size, model.batch_size, model.student_width) == (8192, 4096, 512)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda m: setattr(m, "patch_size", 9000), r"patch_size=9000 is out of range: at most 8192"),
+    (lambda m: setattr(m, "batch_size", 5000), r"batch_size=5000 is out of range: at most 4096"),
+    (lambda m: setattr(m, "learning_rate", -1.0), r"learning_rate=-1.0 is out of range"),
+    (lambda m: setattr(m.student, "width", 600), r"width=600 is out of range: at most 512"),
+])
+def test_save_refuses_what_load_would_refuse(tmp_path, tiny_model, change, match):
+    """Settings changed after construction: the file is not written (load would refuse
+    it), and the message says why."""
+    import copy
+
+    model = copy.deepcopy(tiny_model)
+    change(model)
+    path = tmp_path / "m.tdr"
+    with pytest.raises(ValueError, match="this model cannot be saved: " + match):
+        model.save(path)
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+
+
+def _legacy_copy(tmp_path, tiny_model, **changes):
+    payload = read_payload(_saved(tmp_path, tiny_model))
+    payload.update(changes, format_version=3)
+    payload["checksum"] = payload_checksum(payload)
+    old = tmp_path / "old.tdr"
+    torch.save(payload, old)
+    return old
+
+
+def test_old_file_with_large_training_settings_still_loads(tmp_path, tiny_model):
+    """Formats 1 to 3 had no bounds: a patch or batch size beyond them (training
+    settings only) is lowered with a warning; the model loads and can be saved."""
+    from astropy.utils.exceptions import AstropyDeprecationWarning
+
+    old = _legacy_copy(tmp_path, tiny_model, patch_size=10000, batch_size=5000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = TDRModel.load(old, device="cpu")
+    messages = [str(w.message) for w in caught if w.category is TDRUserWarning]
+    assert any("patch_size=10000, more than the 8192 of format 4; it is lowered to 8192"
+               in m for m in messages)
+    assert any("batch_size=5000" in m for m in messages)
+    assert any(w.category is AstropyDeprecationWarning for w in caught)
+    assert (loaded.patch_size, loaded.batch_size) == (8192, 4096)
+    assert loaded.fingerprint == tiny_model.fingerprint
+    loaded.save(tmp_path / "new.tdr")
+    assert TDRModel.load(tmp_path / "new.tdr").patch_size == 8192
+
+
+def test_old_file_with_too_wide_network_has_a_clear_message(tmp_path, tiny_model):
+    from astropy.utils.exceptions import AstropyDeprecationWarning
+
+    old = _legacy_copy(tmp_path, tiny_model, architecture={
+        "name": "self2self-unet", "width": 600, "dropout": 0.3})
+    with pytest.warns(AstropyDeprecationWarning), \
+            pytest.raises(ValueError, match=r"format 3, written by tdrdenoise .*\) holds a "
+                                            r"network of width 600; this version builds "
+                                            r"and reads at most 512 .*train it again with "
+                                            r"width <= 512"):
+        TDRModel.load(old)
