@@ -6,6 +6,7 @@ model files in :mod:`tdrdenoise.model_io`, the scaling of pixel values in
 ``_normalization.py`` and the checks of the settings in ``_validate.py``.
 """
 import hashlib
+import os
 
 import torch
 from astropy import units as u
@@ -17,7 +18,8 @@ from ._ensemble import GRID
 from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, describe_noise,
                              make_normalization, network_input, noise_in_image_unit)
 from ._predict import DEFAULT_N_PREDICTIONS, predict_arrays, predict_image
-from ._training import checkpoint_seed, fine_tune_arrays, new_seed, train_model
+from ._training import (checkpoint_seed, discard_own_checkpoint, fine_tune_arrays,
+                        new_seed, train_model)
 from ._validate import check_model_settings, check_student_width
 from .model_io import FILE_FORMAT_VERSION  # noqa: F401  (kept importable from here)
 from .network import SelfToSelfUNet
@@ -171,6 +173,9 @@ class TDRModel:
         self.unit = None
         self.history = []
         self.path = None
+        #: the checkpoint of the last fit, removed by save once the model is written
+        self.pending_checkpoint = None
+        self._finished_checkpoint = None
         self._net = SelfToSelfUNet(width, dropout).to(self.device)
         self.student = None
 
@@ -281,7 +286,13 @@ class TDRModel:
             atomically. If it exists, training resumes from it and gives the model an
             uninterrupted run would. It is kept after training (a failure of the
             distillation or of the save loses no training: the same call resumes
-            from it) and removed by :meth:`save` once the model is written.
+            from it) and removed by :meth:`save` once the model is written. When this
+            model fits again with the same checkpoint before saving, the checkpoint of
+            its own finished fit is removed first (this fit replaces those weights).
+            A finished, unsaved checkpoint of another run is never discarded: the
+            same image, settings and seed resume it at once (with a
+            `~tdrdenoise.TDRUserWarning`; save the model then), anything else is
+            refused with a message saying so.
         checkpoint_every : int, optional
             Steps between checkpoints.
         callback : callable, optional
@@ -345,6 +356,9 @@ class TDRModel:
         norm = make_normalization(img.data, img.invalid, self.outlier_threshold,
                                   self.bright_threshold, self.pixel_shuffle,
                                   self.impulse_noise)
+        # the finished, unsaved checkpoint of this model's own last fit: replaced by
+        # this fit (never one of an interrupted or failed fit, nor another model's)
+        discard_own_checkpoint(self, checkpoint)
         if seed is None:
             seed = checkpoint_seed(checkpoint)
         seed = new_seed() if seed is None else int(seed)
@@ -375,6 +389,7 @@ class TDRModel:
             self.normalization = None  # no half-trained model to save or use
             self.student = None
             raise
+        self._finished_checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         return self
 
     def distil(self, image, *, steps=DEFAULT_DISTIL_STEPS, seed=None, progress=None):
