@@ -344,7 +344,9 @@ def save(model, path, *, overwrite=False):
         If ``path`` exists, or was created by another process while writing, and
         ``overwrite`` is False (a subclass of `OSError`).
     PermissionError, OSError
-        If the file cannot be written; the model and its checkpoint are kept.
+        If the file cannot be written; the model and its checkpoint are kept. (A
+        checkpoint that cannot be removed once the model is written gives a
+        `~tdrdenoise.TDRUserWarning`, not an error.)
     ValueError, FloatingPointError
         If the model's normalisation or weights are not finite.
 
@@ -363,7 +365,13 @@ def save(model, path, *, overwrite=False):
     if checkpoint is not None:
         model.pending_checkpoint = None
         if os.path.isfile(checkpoint) and not _same_file(checkpoint, path):
-            os.unlink(checkpoint)  # the model itself is now what to keep
+            try:
+                os.unlink(checkpoint)  # the model itself is now what to keep
+            except OSError as exc:  # the model is written: that is what counts
+                warnings.warn(f"the model was saved to {path}, but its training "
+                              f"checkpoint {checkpoint} could not be removed "
+                              f"({exc.strerror or exc}); delete it yourself",
+                              TDRUserWarning)
 
 
 def _same_file(a, b):

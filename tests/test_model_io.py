@@ -574,3 +574,31 @@ def test_old_file_with_too_wide_network_has_a_clear_message(tmp_path, tiny_model
                                             r"and reads at most 512 .*train it again with "
                                             r"width <= 512"):
         TDRModel.load(old)
+
+
+def test_checkpoint_that_cannot_be_removed_does_not_fail_the_save(tmp_path, noisy,
+                                                                  monkeypatch):
+    """The model is written: a checkpoint that cannot be removed afterwards gives a
+    warning, not an error (which made the command line write a second copy)."""
+    import tdrdenoise.model_io as model_io
+
+    ckpt = tmp_path / "train.ckpt"
+    model = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(
+        noisy, steps=2, seed=0, progress=False, distil_steps=0, checkpoint=ckpt)
+    real = model_io.os.unlink
+
+    def refused(path, *args, **kwargs):
+        if str(path) == str(ckpt):
+            raise PermissionError(13, "Permission denied")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(model_io.os, "unlink", refused)
+    path = tmp_path / "m.tdr"
+    with pytest.warns(TDRUserWarning, match=r"the model was saved to .*m\.tdr, but its "
+                                            r"training checkpoint .* could not be removed "
+                                            r"\(Permission denied\); delete it yourself"):
+        model.save(path)
+    monkeypatch.undo()
+    assert ckpt.is_file() and model.path == str(path) and model.pending_checkpoint is None
+    assert TDRModel.load(path).fingerprint == model.fingerprint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tdr", "train.ckpt"]
