@@ -265,12 +265,14 @@ def _read_header(data, source):
         header = json.loads(bytes(data[8:8 + size]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         refuse("its header is not JSON")
+    except RecursionError:  # arrays or objects nested thousands deep
+        refuse("its header is nested too deeply")
     if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
         refuse("no metadata")
     info = header.pop("__metadata__")
     try:
         meta = json.loads(info.get("tdrdenoise"))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FILE_MAGIC:
         raise ValueError(f"{source} is not a tdrdenoise model file")
@@ -510,9 +512,16 @@ def _check_sha256(data, sha256, source):
                          "replaced); get it again from its source")
 
 
-def _shapes_of(state_dict):
+def _shapes_of(state_dict, source="the model data"):
+    """{name: (dtype, shape)} of a state dict read from a file (None if it is not a
+    dict); an entry that is not a tensor is refused."""
+    if not isinstance(state_dict, dict):
+        return None
+    for name, t in state_dict.items():
+        if not isinstance(t, torch.Tensor):
+            _fail(source, f"weight {name!r} is a {type(t).__name__}, not a tensor")
     return {name: (_SAFETENSORS_DTYPES.get(t.dtype, str(t.dtype)), tuple(t.shape))
-            for name, t in state_dict.items()} if isinstance(state_dict, dict) else None
+            for name, t in state_dict.items()}
 
 
 def _check_shapes(shapes, net, what, source):
@@ -570,6 +579,14 @@ def from_bytes(data, *, device="auto", source="the model data", sha256=None):
     --------
     See :func:`to_bytes`.
     """
+    try:
+        return _from_bytes(data, device=device, source=source, sha256=sha256)
+    except RecursionError:  # metadata nested thousands deep, past every check
+        raise ValueError(f"{source} is not a readable tdrdenoise model file (its "
+                         "metadata is nested too deeply)") from None
+
+
+def _from_bytes(data, *, device, source, sha256):
     device = resolve_device(device)
     _check_size(len(data), source)
     _check_sha256(data, sha256, source)
@@ -584,7 +601,7 @@ def from_bytes(data, *, device="auto", source="the model data", sha256=None):
         if not isinstance(payload, dict) or payload.get("format") != FILE_MAGIC:
             raise ValueError(f"{source} is not a tdrdenoise model file")
         meta = {k: v for k, v in payload.items() if k not in _WEIGHTS}
-        shapes = {key: _shapes_of(payload.get(key)) for key in _WEIGHTS}
+        shapes = {key: _shapes_of(payload.get(key), source) for key in _WEIGHTS}
     else:
         meta, shapes = _read_header(data, source)
         if meta.get("format") != FILE_MAGIC:

@@ -602,3 +602,47 @@ def test_checkpoint_that_cannot_be_removed_does_not_fail_the_save(tmp_path, nois
     assert ckpt.is_file() and model.path == str(path) and model.pending_checkpoint is None
     assert TDRModel.load(path).fingerprint == model.fingerprint
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tdr", "train.ckpt"]
+
+
+def test_deeply_nested_header_is_not_a_model_file(tmp_path, tiny_model):
+    """JSON nested thousands deep: the usual "not a readable model file" message, not
+    a RecursionError."""
+    import json
+
+    deep = b"[" * 100000 + b"]" * 100000
+    bad = tmp_path / "deep.tdr"
+    bad.write_bytes(len(deep).to_bytes(8, "little") + deep)
+    with pytest.raises(ValueError, match="not a readable tdrdenoise model file .*nested "
+                                         "too deeply"):
+        TDRModel.load(bad)
+    # nested metadata inside a valid header
+    good = _saved(tmp_path, tiny_model)
+    data = good.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    meta = json.loads(header["__metadata__"]["tdrdenoise"])
+    for depth in (100000, 700):
+        meta["history"] = [{"steps": 1, "x": json.loads("[" * depth + "]" * depth)
+                            if depth < 900 else None}]
+        text = json.dumps(meta) if depth < 900 else json.dumps(meta).replace(
+            '"x": null', '"x": ' + "[" * depth + "]" * depth)
+        header["__metadata__"]["tdrdenoise"] = text
+        raw = json.dumps(header).encode()
+        raw += b" " * (-len(raw) % 8)
+        bad.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + size:])
+        with pytest.raises(ValueError, match="not a (readable )?tdrdenoise model file"):
+            TDRModel.load(bad)
+
+
+def test_legacy_weights_that_are_not_tensors(tmp_path, tiny_model):
+    """A torch archive whose state_dict holds a list: a clear message, no
+    AttributeError."""
+    payload = read_payload(_saved(tmp_path, tiny_model))
+    payload["format_version"] = 3
+    name = next(iter(payload["state_dict"]))
+    payload["state_dict"][name] = [1, 2, 3]
+    old = tmp_path / "old.tdr"
+    torch.save(payload, old)
+    with pytest.raises(ValueError, match=rf"malformed metadata \(weight '{name}' is a "
+                                         r"list, not a tensor\)"):
+        TDRModel.load(old)
