@@ -106,6 +106,8 @@ def unpack(image, name="image"):
     try:
         values = np.asarray(values)
     except ValueError:  # numpy's "inhomogeneous shape": a ragged nested list
+        if not isinstance(values, (list, tuple)):
+            raise  # another kind's own error: not to be hidden behind the list message
         raise ValueError(f"{name} is a nested {type(values).__name__} whose rows are not "
                          f"all of one length{_row_lengths(values)}; an image needs rows "
                          "of equal length: pad or crop them, or pass a 2-D numpy "
