@@ -653,10 +653,17 @@ class TDRModel:
     def save(self, path, overwrite=False):
         """Write the weights and their metadata to ``path``, atomically.
 
-        The file records the package version, the architecture, the normalisation,
-        the unit, the training history and a SHA-256 checksum of all of it. It is
-        written to a temporary file in the same folder and renamed, so a crash never
-        leaves a half-written model.
+        The file (model file format 4: a safetensors file, read back without running
+        any code; see :mod:`tdrdenoise.model_io`) records the package version, the
+        architecture, the normalisation, the unit, the training history and a
+        SHA-256 checksum of all of it. It is written to a temporary file in the same
+        folder and then, with ``overwrite=False``, created exclusively (a hard link):
+        a file that another process writes under ``path`` meanwhile is kept and
+        `FileExistsError` raised, never silently replaced; a crash never leaves a
+        half-written model. Once the model is written, the checkpoint of the
+        :meth:`fit` that made it is removed (a checkpoint that cannot be removed
+        gives a `~tdrdenoise.TDRUserWarning`); if the save fails, the checkpoint is
+        kept.
 
         Parameters
         ----------
@@ -667,10 +674,19 @@ class TDRModel:
 
         Raises
         ------
-        OSError
-            If ``path`` exists and ``overwrite`` is False.
+        RuntimeError
+            If the model is not trained.
+        FileExistsError
+            If ``path`` exists, or was created by another process while writing, and
+            ``overwrite`` is False (a subclass of `OSError`).
+        PermissionError, OSError
+            If the file cannot be written (no permission, read-only file system,
+            disk full); the message names ``path`` and its folder.
         ValueError
-            If the weights or the normalisation are not finite.
+            If the weights or the normalisation are not finite, or a setting lies
+            outside what a model file holds (width, student width and head 512,
+            patch size 8192, batch size 4096: changed after construction), which
+            :meth:`load` would refuse; nothing is written then.
 
         Examples
         --------
