@@ -166,8 +166,9 @@ def _payload(model):
                                          model.student.state_dict().items()}
     try:  # what load would refuse is never written (settings changed after __init__)
         validate_metadata(payload, "the model")
-    except _MetadataError as exc:
-        raise ValueError(f"this model cannot be saved: {exc.what}, which a model file "
+    except ValueError as exc:
+        raise ValueError(f"this model cannot be saved: {getattr(exc, 'what', exc)}, "
+                         "which a model file "
                          "cannot hold (TDRModel.load would refuse it); build the model "
                          "with settings within the bounds and train it again") from None
     payload["checksum"] = payload_checksum(payload)
@@ -237,8 +238,41 @@ def encode_payload(payload):
         for name, tensor in (payload.get(key) or {}).items():
             tensors[prefix + name] = tensor.detach().cpu().contiguous()
     # one metadata entry: safetensors writes several in no fixed order, and the same
-    # model must give the same bytes (and SHA-256) every time
-    return save_tensors(tensors, metadata={"tdrdenoise": json.dumps(meta, sort_keys=True)})
+    # model must give the same bytes (and SHA-256) every time; strict JSON (no bare
+    # Infinity or NaN, which many readers refuse)
+    text = json.dumps(_encode_nonfinite(meta), sort_keys=True, allow_nan=False)
+    return save_tensors(tensors, metadata={"tdrdenoise": text})
+
+
+#: How the metadata JSON writes the floats JSON has no literal for.
+_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def _encode_nonfinite(value):
+    """``value`` with every non-finite float written as the string "inf", "-inf" or
+    "nan" (a string of those in the metadata itself could not be told apart: refused)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, str) and value in _NONFINITE:
+        raise ValueError(f"the metadata value {value!r} cannot be written to a model file "
+                         "(it stands for a non-finite number there)")
+    if isinstance(value, dict):
+        return {k: _encode_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_nonfinite(v) for v in value]
+    return value
+
+
+def _decode_nonfinite(value):
+    """The inverse of :func:`_encode_nonfinite` (bare ``Infinity`` and ``NaN``, which
+    the first format-4 files hold, are read by ``json.loads`` itself)."""
+    if isinstance(value, str):
+        return _NONFINITE.get(value, value)
+    if isinstance(value, dict):
+        return {k: _decode_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_nonfinite(v) for v in value]
+    return value
 
 
 def _is_legacy(data):
@@ -271,7 +305,7 @@ def _read_header(data, source):
         refuse("no metadata")
     info = header.pop("__metadata__")
     try:
-        meta = json.loads(info.get("tdrdenoise"))
+        meta = _decode_nonfinite(json.loads(info.get("tdrdenoise")))
     except (TypeError, ValueError, RecursionError):
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FILE_MAGIC:
@@ -717,17 +751,11 @@ def _load_student(payload, config, source, device):
     return student.to(device).eval()
 
 
-class _MetadataError(ValueError):
-    """A metadata field of a model file is missing or malformed (``what``)."""
-
-    def __init__(self, message, what):
-        super().__init__(message)
-        self.what = what
-
-
 def _fail(source, what):
-    raise _MetadataError(f"{source} has missing or malformed metadata ({what}); it was "
-                         "not written by TDRModel.save or was altered", what)
+    exc = ValueError(f"{source} has missing or malformed metadata ({what}); it was not "
+                     "written by TDRModel.save or was altered")
+    exc.what = what  # the field and the problem alone, for the message of save
+    raise exc
 
 
 def _number(payload, key, source, low=None, high=None, integer=False):

@@ -646,3 +646,41 @@ def test_legacy_weights_that_are_not_tensors(tmp_path, tiny_model):
     with pytest.raises(ValueError, match=rf"malformed metadata \(weight '{name}' is a "
                                          r"list, not a tensor\)"):
         TDRModel.load(old)
+
+
+def test_non_finite_metadata_is_strict_json(tmp_path, noisy):
+    """bright_threshold=inf (and impulse noise) round-trip through metadata that strict
+    JSON readers accept; files holding bare Infinity (the first format-4 ones) load."""
+    import json
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+
+    model = TDRModel(patch_size=32, batch_size=2, device="cpu", impulse_noise=True,
+                     bright_threshold=np.inf).fit(noisy, steps=2, seed=0, progress=False,
+                                                  distil_steps=0)
+    assert model.normalization["bright_threshold"] == np.inf
+    path = tmp_path / "m.tdr"
+    model.save(path)
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = strict(data[8:8 + size])
+    meta = strict(header["__metadata__"]["tdrdenoise"])
+    assert meta["normalization"]["bright_threshold"] == "inf"
+    loaded = TDRModel.load(path, device="cpu")
+    assert loaded.impulse_noise is True and loaded.normalization["impulse_noise"] is True
+    assert loaded.bright_threshold == np.inf
+    assert loaded.normalization == model.normalization
+    assert loaded.fingerprint == model.fingerprint
+    # a first format-4 file, with bare Infinity, still loads
+    payload = read_payload(path)
+    meta = {k: v for k, v in payload.items() if k not in ("state_dict",
+                                                         "student_state_dict")}
+    from safetensors.torch import save as save_tensors
+    tensors = {"network." + k: v for k, v in payload["state_dict"].items()}
+    old = tmp_path / "old.tdr"
+    old.write_bytes(save_tensors(tensors, metadata={
+        "tdrdenoise": json.dumps(meta, sort_keys=True)}))
+    assert b"Infinity" in old.read_bytes()
+    again = TDRModel.load(old, device="cpu")
+    assert again.bright_threshold == np.inf and again.impulse_noise is True
