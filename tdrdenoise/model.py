@@ -632,8 +632,18 @@ class TDRModel:
         return model_io.to_bytes(self)
 
     @classmethod
-    def from_bytes(cls, data, device="auto"):
+    def from_bytes(cls, data, device="auto", sha256=None):
         """A model from the bytes of :meth:`to_bytes` (see :func:`tdrdenoise.model_io.from_bytes`).
+
+        Parameters
+        ----------
+        data : bytes
+            The bytes of a model file.
+        device : str or `torch.device`, optional
+            Where to put the network (``"auto"``: CUDA when present).
+        sha256 : str, optional
+            The SHA-256 the data must have, as :meth:`load` takes it: data that
+            differ are refused.
 
         Returns
         -------
@@ -642,13 +652,22 @@ class TDRModel:
         Raises
         ------
         ValueError
-            If the data are not a valid model (see :meth:`load`).
+            If the data are not a valid model, or differ from ``sha256`` (see
+            :meth:`load`).
 
         Examples
         --------
-        See :meth:`to_bytes`.
+        >>> import hashlib
+        >>> import numpy as np
+        >>> from tdrdenoise import TDRModel
+        >>> model = TDRModel(device="cpu").fit(np.random.default_rng(0).normal(size=(32, 32)),
+        ...                                    steps=1, seed=0, progress=False)
+        >>> data = model.to_bytes()
+        >>> digest = hashlib.sha256(data).hexdigest()
+        >>> TDRModel.from_bytes(data, device="cpu", sha256=digest).fingerprint == model.fingerprint
+        True
         """
-        return model_io.from_bytes(data, device=device)
+        return model_io.from_bytes(data, device=device, sha256=sha256)
 
     def save(self, path, overwrite=False):
         """Write the weights and their metadata to ``path``, atomically.

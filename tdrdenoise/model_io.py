@@ -343,9 +343,14 @@ def decode_payload(data, source="the model data"):
     --------
     See :func:`encode_payload`.
     """
+    meta, _ = _read_header(data, source)
+    return _decode(data, meta, source)
+
+
+def _decode(data, meta, source):
+    """The payload of a format-4 file's bytes whose header gave ``meta``."""
     from safetensors.torch import load as load_tensors
 
-    meta, shapes = _read_header(data, source)
     try:
         tensors = load_tensors(bytes(data))
     except Exception as exc:  # safetensors raises its own kinds on damaged data
@@ -665,7 +670,7 @@ def _from_bytes(data, *, device, source, sha256):
                                 "student_state_dict": shapes["student_state_dict"]}, source)
     _check_all_shapes(fields, shapes, source)
     if not legacy:
-        payload = decode_payload(data, source)
+        payload = _decode(data, meta, source)
     if version >= 2:
         if payload.get("checksum") != payload_checksum(payload):
             raise ValueError(f"{source}: checksum mismatch: the file is corrupt or was "

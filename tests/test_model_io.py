@@ -684,3 +684,26 @@ def test_non_finite_metadata_is_strict_json(tmp_path, noisy):
     assert b"Infinity" in old.read_bytes()
     again = TDRModel.load(old, device="cpu")
     assert again.bright_threshold == np.inf and again.impulse_noise is True
+
+
+def test_from_bytes_checks_sha256(tiny_model):
+    import hashlib
+
+    data = tiny_model.to_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    assert TDRModel.from_bytes(data, device="cpu", sha256=digest).fingerprint == \
+        tiny_model.fingerprint
+    with pytest.raises(ValueError, match=f"has SHA-256 {digest}, not the expected 0{{64}}"):
+        TDRModel.from_bytes(data, device="cpu", sha256="0" * 64)
+
+
+def test_load_reads_the_header_once(tmp_path, tiny_model, monkeypatch):
+    import tdrdenoise.model_io as model_io
+
+    path = _saved(tmp_path, tiny_model)
+    calls = []
+    real = model_io._read_header
+    monkeypatch.setattr(model_io, "_read_header",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert TDRModel.load(path, device="cpu").fingerprint == tiny_model.fingerprint
+    assert calls == [1]
