@@ -674,8 +674,8 @@ def test_non_finite_metadata_is_strict_json(tmp_path, noisy):
     assert loaded.fingerprint == model.fingerprint
     # a first format-4 file, with bare Infinity, still loads
     payload = read_payload(path)
-    meta = {k: v for k, v in payload.items() if k not in ("state_dict",
-                                                         "student_state_dict")}
+    weights = ("state_dict", "student_state_dict")
+    meta = {k: v for k, v in payload.items() if k not in weights}
     from safetensors.torch import save as save_tensors
     tensors = {"network." + k: v for k, v in payload["state_dict"].items()}
     old = tmp_path / "old.tdr"
