@@ -106,6 +106,8 @@ def unpack(image, name="image"):
     try:
         values = np.asarray(values)
     except ValueError:  # numpy's "inhomogeneous shape": a ragged nested list
+        if not isinstance(values, (list, tuple)):
+            raise  # another kind's own error: not to be hidden behind the list message
         raise ValueError(f"{name} is a nested {type(values).__name__} whose rows are not "
                          f"all of one length{_row_lengths(values)}; an image needs rows "
                          "of equal length: pad or crop them, or pass a 2-D numpy "
@@ -391,12 +393,23 @@ def cast_problems(values, dtype):
     return int(overflow.sum()), int(rounded.sum()), largest
 
 
+def overflow_message(dtype, overflow, largest, name="dtype", what="this image"):
+    """The message refusing a cast (see :func:`cast_problems`) of ``overflow`` values."""
+    dtype = np.dtype(dtype)
+    why = ("they would become inf" if dtype.kind == "f" else
+           f"NaN, inf or outside [{np.iinfo(dtype).min}, {np.iinfo(dtype).max}]")
+    return (f"{name}={dtype.name} cannot hold {overflow} value(s) of {what} ({why}; "
+            f"largest magnitude {largest:.6g}); keep the input's type (dtype=None, "
+            "--dtype input) or choose a wider one")
+
+
 def cast_data(ndd, dtype, *, source=None, name="dtype"):
     """Set the data and uncertainty of the NDData ``ndd`` to ``dtype``, in place.
 
     No copy is made of arrays already of that type. A cast that would turn a finite
-    value of the data, or of ``source`` (the input image, whose values R=0 returns),
-    into inf is refused.
+    value of the data, of the uncertainty or of ``source`` (the input image, whose
+    values R=0 returns) into inf is refused, and so is, for an integer ``dtype``, one
+    of a value it cannot hold (NaN, inf, out of its range).
 
     Returns
     -------
@@ -412,13 +425,11 @@ def cast_data(ndd, dtype, *, source=None, name="dtype"):
     """
     dtype = np.dtype(dtype)
     rounded = 0
-    for values in [ndd.data] + ([] if source is None else [source]):
+    uncertainty = [] if ndd.uncertainty is None else [np.asarray(ndd.uncertainty.array)]
+    for values in [ndd.data] + uncertainty + ([] if source is None else [source]):
         overflow, rounded, largest = cast_problems(values, dtype)
         if overflow:
-            raise ValueError(
-                f"{name}={dtype.name} cannot hold {overflow} value(s) of this image (they "
-                f"would become inf; largest magnitude {largest:.6g}); keep the input's "
-                "type (dtype=None, --dtype input) or choose a wider one")
+            raise ValueError(overflow_message(dtype, overflow, largest, name))
     ndd.data = _cast(np.asarray(ndd.data), dtype)
     if ndd.uncertainty is not None:
         ndd.uncertainty.array = _cast(np.asarray(ndd.uncertainty.array), dtype)

@@ -1,15 +1,18 @@
 """Writing output files safely: atomic writes, output claims and stale temporaries.
 
 Files are written through :func:`atomic_open`, whose temporary file
-(``.<name>.tdrdenoise-<pid>@<host>.<random>.part``) is marked as ours and names the
-process writing it, so that :func:`clean_stale_temporaries` can remove what a killed
-run left behind, and nothing else. Runs that share an output folder split the work
-with :func:`claim_output`: a lock file (``.<name>.tdrdenoise.lock``) created
-exclusively, holding ``tdrdenoise <pid>@<host>``; :func:`prepare_output_folder` checks
-an output folder before the work starts.
+(``.<name>.tdrdenoise-<pid>@<host>.<random>.part``, the name shortened where the whole
+would exceed 255 bytes) is marked as ours and names the process writing it, so that
+:func:`clean_stale_temporaries` can remove what a killed run left behind, and nothing
+else. Runs that share an output folder split the work with :func:`claim_output`: a
+lock file (``.<name>.tdrdenoise.lock``) created exclusively, holding ``tdrdenoise
+<pid>@<host>``, through a temporary file ``.tdrdenoise-<pid>@<host>.<random>.part``;
+:func:`prepare_output_folder` checks an output folder before the work starts.
 The public functions are documented, and imported, from :mod:`tdrdenoise.utils`.
 """
 import contextlib
+import errno
+import hashlib
 import os
 import re
 import socket
@@ -48,8 +51,10 @@ _EMPTY_LOCK_GRACE = 60.0
 
 #: The mark of our temporary and lock files, in their names and in the locks' content.
 MARKER = "tdrdenoise"
-_TEMP_RE = re.compile(r"^\.(?P<name>.+)\." + MARKER +
+_TEMP_RE = re.compile(r"^\.(?:(?P<name>.+)\.)?" + MARKER +
                       r"-(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)\.[A-Za-z0-9_]+\.part$")
+#: The longest file name (bytes) most file systems take.
+_NAME_MAX = 255
 _LOCK_SUFFIX = f".{MARKER}.lock"
 _OWNER_RE = re.compile(r"^" + MARKER + r" (?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)$")
 
@@ -63,9 +68,27 @@ def _owner_tag():
     return f"{os.getpid()}@{host_name()}"
 
 
+def _shortened(name, room):
+    """``name`` cut to at most ``room`` bytes (file names are limited in bytes)."""
+    while name and len(os.fsencode(name)) > room:
+        name = name[:-1]
+    return name
+
+
 def _temp_prefix(path):
-    """Prefix of the temporary files of ``path``: ``.<name>.tdrdenoise-<pid>@<host>.``"""
-    return f".{os.path.basename(path)}.{MARKER}-{_owner_tag()}."
+    """Prefix of the temporary files of ``path``: ``.<name>.tdrdenoise-<pid>@<host>.``,
+    the name shortened so that the whole temporary name (with mkstemp's 8 random
+    characters and ``.part``) fits in 255 bytes."""
+    tail = _lock_temp_prefix()
+    name = _shortened(os.path.basename(path),
+                      _NAME_MAX - len(tail) - len(".part") - 16)
+    return f".{name}{tail}" if name else tail
+
+
+def _lock_temp_prefix():
+    """Prefix of the temporary files holding a lock's content while it is created:
+    ``.tdrdenoise-<pid>@<host>.`` (short: lock names are long already)."""
+    return f".{MARKER}-{_owner_tag()}."
 
 
 def _lock_text():
@@ -110,6 +133,23 @@ def _folder_error(path, folder, exc):
     return exc
 
 
+#: What mkstemp raises where files cannot be created: no permission, a read-only mount.
+_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _unwritable_error(path, folder, exc, what="write"):
+    """A clear error naming the file asked for and its folder (not the hidden temporary
+    file) for an OSError of :data:`_UNWRITABLE`; None for any other error."""
+    if not isinstance(exc, OSError) or exc.errno not in _UNWRITABLE:
+        return None
+    if exc.errno == errno.EROFS:
+        return OSError(errno.EROFS, f"cannot {what} {path}: the folder {folder} is on a "
+                                    "read-only file system; choose another folder")
+    return PermissionError(f"cannot {what} {path}: no permission to create files in the "
+                           f"folder {folder}; choose another folder or change its "
+                           "permissions")
+
+
 @contextlib.contextmanager
 def atomic_open(path, overwrite=True):
     """Open ``path`` for binary writing so that it appears whole or not at all.
@@ -144,6 +184,9 @@ def atomic_open(path, overwrite=True):
     PermissionError
         If files cannot be created in the folder of ``path`` (the message names
         ``path`` and its folder).
+    OSError
+        With ``errno.EROFS``, if that folder is on a read-only file system (the
+        message names ``path`` and its folder too).
 
     Examples
     --------
@@ -163,10 +206,11 @@ def atomic_open(path, overwrite=True):
         raise _folder_error(path, folder, exc) from None
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part", prefix=_temp_prefix(path))
-    except PermissionError:  # not the hidden temporary's name: the file asked for
-        raise PermissionError(f"cannot write {path}: no permission to create files in "
-                              f"the folder {folder}; choose another folder or change "
-                              "its permissions") from None
+    except OSError as exc:  # not the hidden temporary's name: the file asked for
+        clear = _unwritable_error(path, folder, exc)
+        if clear is None:
+            raise
+        raise clear from None
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -205,8 +249,9 @@ def clean_stale_temporaries(folder, max_age=STALE_AFTER):
 
     A run killed outright (SIGKILL, out of memory, power loss) while writing leaves a
     hidden ``.<name>.tdrdenoise-<pid>@<host>.<random>.part`` file of
-    :func:`atomic_open`, and possibly a ``.<name>.tdrdenoise.lock`` file of
-    :func:`claim_output` holding ``tdrdenoise <pid>@<host>``. Only files that carry
+    :func:`atomic_open` (``.tdrdenoise-<pid>@<host>.<random>.part`` while it creates a
+    lock), and possibly a ``.<name>.tdrdenoise.lock`` file of :func:`claim_output`
+    holding ``tdrdenoise <pid>@<host>``. Only files that carry
     that mark are candidates: those whose process provably no longer runs (a pid of
     this machine that has ended) and those older than ``max_age`` are removed; those
     of live processes (a run going on beside this one) are kept. A lock of ours that
@@ -275,9 +320,16 @@ def clean_stale_temporaries(folder, max_age=STALE_AFTER):
 
 
 def _lock_path(path):
+    """``.<name>.tdrdenoise.lock`` beside ``path``; for a name too long for that, its
+    beginning and a hash of the whole name (the same for every run)."""
     path = os.fspath(path)
-    return os.path.join(os.path.dirname(path),
-                        f".{os.path.basename(path)}{_LOCK_SUFFIX}")
+    base = os.path.basename(path)
+    name = f".{base}{_LOCK_SUFFIX}"
+    if len(os.fsencode(name)) > _NAME_MAX:
+        digest = hashlib.sha256(os.fsencode(base)).hexdigest()[:16]
+        room = _NAME_MAX - len(_LOCK_SUFFIX) - len(digest) - 2
+        name = f".{_shortened(base, room)}.{digest}{_LOCK_SUFFIX}"
+    return os.path.join(os.path.dirname(path), name)
 
 
 def _read_owner(lock):
@@ -390,7 +442,7 @@ def claim_output(path, max_age=STALE_AFTER):
     lock = _lock_path(path)
     for _ in range(3):
         try:
-            _create_lock(lock)
+            _create_lock(lock, os.fspath(path))
         except FileExistsError:
             if _break_stale_lock(lock, max_age):
                 continue
@@ -406,13 +458,20 @@ def claim_output(path, max_age=STALE_AFTER):
             os.unlink(lock)
 
 
-def _create_lock(lock):
+def _create_lock(lock, target=None):
     """Create ``lock`` holding our mark and owner, exclusively; FileExistsError if it
     exists. The content is written first, to a temporary file hard-linked to ``lock``,
-    so that a lock is never seen empty (except where there are no hard links)."""
+    so that a lock is never seen empty (except where there are no hard links). An
+    unwritable folder raises an error naming ``target`` (the output) and the folder."""
     text = _lock_text().encode()
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(lock) or ".", suffix=".part",
-                               prefix=_temp_prefix(lock))
+    folder = os.path.dirname(lock) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part", prefix=_lock_temp_prefix())
+    except OSError as exc:
+        clear = _unwritable_error(target or lock, os.path.abspath(folder), exc)
+        if clear is None:
+            raise
+        raise clear from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(text)

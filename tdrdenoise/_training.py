@@ -62,6 +62,48 @@ def checkpoint_seed(path):
     return _read_checkpoint(path).get("seed")
 
 
+def _finished(state):
+    """Whether a checkpoint's state is that of a finished training (checkpoints of
+    tdrdenoise before this record carry no total and count as unfinished)."""
+    return state.get("steps") is not None and state.get("step") == state.get("steps")
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+def discard_own_checkpoint(model, checkpoint):
+    """Remove ``checkpoint`` before ``model`` trains again if it holds the finished,
+    unsaved training of ``model``'s own last :meth:`~tdrdenoise.TDRModel.fit`: the new
+    fit replaces those weights anyway, and the checkpoint must not be taken for the
+    next run (refused as another image's, or resumed as a finished run). A checkpoint
+    of an interrupted or failed fit, or of another model or process, is never removed
+    here. Returns whether it was removed."""
+    own = getattr(model, "_finished_checkpoint", None)
+    pending = getattr(model, "pending_checkpoint", None)
+    model._finished_checkpoint = None
+    if checkpoint is None or own is None or pending is None:
+        return False
+    checkpoint = os.fspath(checkpoint)
+    if not (_same_file(own, checkpoint) and _same_file(pending, checkpoint)):
+        return False
+    try:
+        finished = _finished(_read_checkpoint(checkpoint))
+    except ValueError:
+        return False
+    if not finished:
+        return False
+    try:
+        os.unlink(checkpoint)
+    except FileNotFoundError:
+        pass
+    model.pending_checkpoint = None
+    return True
+
+
 def _read_checkpoint(path):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -165,14 +207,34 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
             torch.manual_seed(torch_seed)
             if checkpoint is not None and os.path.isfile(checkpoint):
                 state = _read_checkpoint(checkpoint)
+                finished = _finished(state)
+                unsaved = (f"checkpoint {checkpoint} holds a finished, unsaved training "
+                           f"({state.get('step')} steps, seed={state.get('seed')})")
                 if state.get("identity") != identity:
+                    if finished:
+                        raise ValueError(
+                            f"{unsaved} of another image or other training settings: "
+                            "save it (the fit call that made it resumes it at once; "
+                            "then save the model) or delete the checkpoint, or pass "
+                            "another checkpoint path")
                     raise ValueError(
                         f"checkpoint {checkpoint} was written for another image or other "
                         "training settings; delete it, or pass another checkpoint path")
                 if state.get("seed") != seed:
+                    if finished:
+                        raise ValueError(
+                            f"{unsaved}, not seed={seed}: save it (fit again with "
+                            f"seed={state.get('seed')} or seed=None, which resumes it at "
+                            "once, then save the model) or delete the checkpoint, or "
+                            "pass another checkpoint path")
                     raise ValueError(f"checkpoint {checkpoint} was written with seed="
                                      f"{state.get('seed')}, not seed={seed}; pass that seed "
                                      "(or seed=None) to resume")
+                if finished:
+                    warnings.warn(
+                        f"{unsaved}: it is resumed, not trained again; save the model "
+                        "(which removes the checkpoint), or delete the checkpoint to "
+                        "train afresh", TDRUserWarning)
                 net.load_state_dict(state["net"])
                 opt.load_state_dict(state["optimizer"])
                 rng.bit_generator.state = state["numpy_rng"]
@@ -217,16 +279,18 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
                 done += 1
                 if checkpoint is not None and done % checkpoint_every == 0 and done < steps:
                     _save_checkpoint(checkpoint, identity, seed, done, net, opt, rng, gen,
-                                     losses, device if cuda else None)
+                                     losses, device if cuda else None, steps)
                 bar.update()
                 if callback is not None:
                     callback(done)
+            # checked before the finished state is stored: a diverged network is
+            # never kept as a finished training
+            check_weights(net, f"the network after {done} training steps")
             if checkpoint is not None and done == steps and resumed != steps:
                 # the finished state: a run that fails after this (distillation,
                 # saving) loses no training; the same call resumes here at once
                 _save_checkpoint(checkpoint, identity, seed, done, net, opt, rng, gen,
-                                 losses, device if cuda else None)
-        check_weights(net, f"the network after {done} training steps")
+                                 losses, device if cuda else None, steps)
     except KeyboardInterrupt:
         warnings.warn(f"training interrupted after {done} of {steps} steps; the model "
                       "keeps the weights learned so far", TDRUserWarning)
@@ -244,10 +308,11 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
     return record
 
 
-def _save_checkpoint(path, identity, seed, step, net, opt, rng, gen, losses, cuda_device):
+def _save_checkpoint(path, identity, seed, step, net, opt, rng, gen, losses, cuda_device,
+                     steps):
     state = {
         "format": _CHECKPOINT_MAGIC, "version": _CHECKPOINT_VERSION,
-        "identity": identity, "seed": seed, "step": step,
+        "identity": identity, "seed": seed, "step": step, "steps": steps,
         "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "optimizer": opt.state_dict(),
         "numpy_rng": rng.bit_generator.state,

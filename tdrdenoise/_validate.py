@@ -12,11 +12,22 @@ from astropy import units as u
 from ._containers import MIN_SIZE, scalar_in_unit
 
 __all__ = ["check_int", "check_seed", "check_threshold", "threshold_value",
-           "check_denoise_options", "check_model_settings", "SEED_LIMIT"]
+           "check_denoise_options", "check_model_settings", "check_student_width",
+           "SEED_LIMIT", "MAX_WIDTH", "MAX_STUDENT_WIDTH", "MAX_STUDENT_HEAD",
+           "MAX_PATCH_SIZE", "MAX_BATCH_SIZE"]
 
 #: Seeds are integers in ``[0, SEED_LIMIT)``: what numpy and torch both take, and what
 #: a FITS header card can record.
 SEED_LIMIT = 2**63
+
+#: Bounds of a model's settings: what a model file holds (checked when a file is read,
+#: before anything is allocated), and so what a model may be built with. A width-48
+#: network takes about 4 MiB and a width-512 one about 400 MiB.
+MAX_WIDTH = 512
+MAX_STUDENT_WIDTH = 512
+MAX_STUDENT_HEAD = 512
+MAX_PATCH_SIZE = 8192
+MAX_BATCH_SIZE = 4096
 
 #: The count options of :func:`~tdrdenoise.tdr_denoise` and their smallest values.
 COUNT_MINIMUM = {"n_predictions": 1, "tile_size": 1, "fine_tune_steps": 0}
@@ -235,9 +246,24 @@ def check_denoise_options(R, options):
 
 def check_model_settings(*, width, dropout, keep_prob, patch_size, batch_size,
                          outlier_threshold, bright_threshold, pixel_shuffle,
-                         impulse_noise="auto"):
+                         impulse_noise="auto", learning_rate=None):
     """Check the settings of :class:`~tdrdenoise.TDRModel` (ValueError naming the one
-    that is wrong)."""
+    that is wrong).
+
+    The bounds are those of a model file (``MAX_WIDTH``, ``MAX_PATCH_SIZE``,
+    ``MAX_BATCH_SIZE``): a model built within them can always be saved and loaded
+    again, and one outside them fails here, before any training.
+
+    Examples
+    --------
+    >>> from tdrdenoise._validate import check_model_settings
+    >>> check_model_settings(width=48, dropout=0.3, keep_prob=0.7, patch_size=9000,
+    ...                      batch_size=8, outlier_threshold=50, bright_threshold=8,
+    ...                      pixel_shuffle="auto")
+    Traceback (most recent call last):
+    ...
+    ValueError: patch_size must be at most 8192 (what a model file holds); got 9000
+    """
     if not 0 < keep_prob < 1:
         raise ValueError(f"keep_prob must lie between 0 and 1; got {keep_prob}")
     if not 0 <= dropout < 1:
@@ -245,6 +271,16 @@ def check_model_settings(*, width, dropout, keep_prob, patch_size, batch_size,
     if int(width) < 1 or int(batch_size) < 1 or int(patch_size) < MIN_SIZE:
         raise ValueError("width and batch_size must be positive and patch_size at "
                          f"least {MIN_SIZE}")
+    for name, value, bound in (("width", width, MAX_WIDTH),
+                               ("patch_size", patch_size, MAX_PATCH_SIZE),
+                               ("batch_size", batch_size, MAX_BATCH_SIZE)):
+        if int(value) > bound:
+            raise ValueError(f"{name} must be at most {bound} (what a model file "
+                             f"holds); got {value}")
+    if learning_rate is not None and not (np.isfinite(float(learning_rate))
+                                          and float(learning_rate) > 0):
+        raise ValueError(f"learning_rate must be a positive finite number; got "
+                         f"{learning_rate}")
     if not float(outlier_threshold) > 0:
         raise ValueError("outlier_threshold must be a positive number of noise sigmas "
                          f"(np.inf to turn the check off); got {outlier_threshold}")
@@ -258,3 +294,23 @@ def check_model_settings(*, width, dropout, keep_prob, patch_size, batch_size,
     if not (impulse_noise == "auto" or isinstance(impulse_noise, bool)):
         raise ValueError(f"impulse_noise must be 'auto', True or False; got "
                          f"{impulse_noise!r}")
+
+
+def check_student_width(value, name="student_width"):
+    """Check the student's width: an integer from 2 to ``MAX_STUDENT_WIDTH``.
+
+    Examples
+    --------
+    >>> from tdrdenoise._validate import check_student_width
+    >>> check_student_width(16)
+    16
+    >>> check_student_width(1024)
+    Traceback (most recent call last):
+    ...
+    ValueError: student_width must be at most 512 (what a model file holds); got 1024
+    """
+    number = check_int(value, name, minimum=2)
+    if number > MAX_STUDENT_WIDTH:
+        raise ValueError(f"{name} must be at most {MAX_STUDENT_WIDTH} (what a model file "
+                         f"holds); got {number}")
+    return number

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 from astropy.table import Table
 
-from ._containers import cast_data
+from ._containers import cast_data, cast_problems, overflow_message
 from ._distil import resolve_method
 from ._progress import progress_bar
 from ._validate import check_denoise_options
@@ -82,6 +82,8 @@ def _denoise_one(path, out, model, opts):
                 return _record(path, out, "skipped",
                                error=f"{out} was written by another run meanwhile")
             ccd = read_image(path, hdu=opts["hdu"], unit=opts["unit"])
+            if opts["dtype"] is not None and opts["R_is_zero"]:
+                _check_exact(ccd.data, path, opts["dtype"])  # before the work
             result = tdr_denoise(ccd, model, R=opts["R"], **opts["denoise_kwargs"])
             if opts["dtype"] is not None:
                 _cast_output(result, ccd.data, path, opts)
@@ -113,6 +115,19 @@ def _cast_output(result, source, path, opts):
                          "(dtype=None, --dtype input)")
     warnings.warn(f"{what}: the restored pixels are rounded; pass dtype=None (--dtype "
                   "input) to keep them exact", TDRUserWarning)
+
+
+def _check_exact(source, path, dtype):
+    """At R=0 the result is the input: refuse, before any work, a ``dtype`` that
+    cannot hold every input value exactly."""
+    overflow, rounded, largest = cast_problems(source, dtype)
+    if overflow:
+        raise ValueError(overflow_message(dtype, overflow, largest, what=path))
+    if rounded:
+        raise ValueError(f"dtype={np.dtype(dtype).name} would change {rounded} "
+                         f"of the {np.size(source)} input values of {path} "
+                         f"({np.asarray(source).dtype.name}), which R=0 must return "
+                         "exactly; keep the input's type (dtype=None, --dtype input)")
 
 
 def _model_payload(model):
@@ -219,10 +234,13 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         Type of the data and uncertainty written. None (the default) keeps the type
         of :func:`~tdrdenoise.tdr_denoise`'s result, which holds every input value
         exactly (float64 stays float64), so that ``R=0`` writes the input unchanged.
-        A smaller type (``np.float32`` halves float64 files) is applied only on
-        request: a file where it would turn a finite value into inf, or, with
-        ``R=0``, change an input value, fails with a message saying so; where it
-        rounds input values otherwise, a `~tdrdenoise.TDRUserWarning` says how many.
+        Another type FITS can hold (``np.float32`` halves float64 files; integer
+        types) is applied only on request, and checked by
+        value, file by file: a file where it would turn a finite value into inf (or
+        a value an integer type cannot hold: NaN, inf, out of range), or, with
+        ``R=0``, change an input value, fails with a message saying so (at ``R=0``
+        before it is denoised); where it rounds input values otherwise, a
+        `~tdrdenoise.TDRUserWarning` says how many.
     **denoise_kwargs
         Passed to :func:`~tdrdenoise.tdr_denoise`: ``method``, ``fine_tune_steps``,
         ``n_predictions``, ``seed``, ``tile_size``, ``calibrate``, ``refine``,
@@ -242,7 +260,8 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
     ------
     TypeError
         If ``model`` is not a `~tdrdenoise.TDRModel`, ``denoise_kwargs`` holds an
-        unknown argument, ``dtype`` is not None or a float type of 32 bits or more,
+        unknown argument, ``dtype`` is not None, a 32- or 64-bit float type or an
+        integer type,
         or ``R``, ``n_predictions``, ``fine_tune_steps``, ``tile_size`` or ``seed``
         is not a number (bools and strings included).
     ValueError
@@ -330,16 +349,23 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
 
 
 def _check_dtype(dtype):
-    """``dtype`` as a numpy float dtype, or None."""
+    """``dtype`` as a numpy dtype FITS can hold (float32, float64, any integer type),
+    or None. Whether it holds a file's values is checked by value, file by file (see
+    :func:`_cast_output`)."""
     if dtype is None:
         return None
     try:
         checked = np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):
         checked = None
-    if checked is None or checked.kind != "f" or checked.itemsize < 4:
-        raise TypeError(f"dtype must be None (keep the input's type), np.float32 or "
-                        f"np.float64; got {dtype!r}")
+    if checked is None or checked.kind not in "fiu":
+        raise TypeError(f"dtype must be None (keep the input's type) or a real numeric "
+                        f"type (np.float32, np.float64, np.int16, np.int32, ...); got "
+                        f"{dtype!r}")
+    if checked.kind == "f" and checked.itemsize not in (4, 8):
+        raise TypeError(f"dtype={checked.name} cannot be written: FITS files hold 32- and "
+                        "64-bit floats (np.float32, np.float64) and integers, not "
+                        f"{8 * checked.itemsize}-bit floats")
     return checked
 
 

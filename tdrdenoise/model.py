@@ -6,6 +6,7 @@ model files in :mod:`tdrdenoise.model_io`, the scaling of pixel values in
 ``_normalization.py`` and the checks of the settings in ``_validate.py``.
 """
 import hashlib
+import os
 
 import torch
 from astropy import units as u
@@ -17,8 +18,9 @@ from ._ensemble import GRID
 from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, describe_noise,
                              make_normalization, network_input, noise_in_image_unit)
 from ._predict import DEFAULT_N_PREDICTIONS, predict_arrays, predict_image
-from ._training import checkpoint_seed, fine_tune_arrays, new_seed, train_model
-from ._validate import check_int, check_model_settings
+from ._training import (checkpoint_seed, discard_own_checkpoint, fine_tune_arrays,
+                        new_seed, train_model)
+from ._validate import check_model_settings, check_student_width
 from .model_io import FILE_FORMAT_VERSION  # noqa: F401  (kept importable from here)
 from .network import SelfToSelfUNet
 from .utils import resolve_device
@@ -66,15 +68,17 @@ class TDRModel:
     Parameters
     ----------
     width : int, optional
-        Encoder channels (48 in the paper; the decoder uses twice as many).
+        Encoder channels (48 in the paper; the decoder uses twice as many); at most
+        512, what a model file holds.
     dropout : float, optional
         Decoder dropout probability (0.3 in the paper).
     keep_prob : float, optional
         Probability that the Bernoulli mask keeps an input pixel (0.7 in the paper).
     patch_size : int, optional
-        Side of the random training crops, in pixels (rounded up to a multiple of 32).
+        Side of the random training crops, in pixels (rounded up to a multiple of 32);
+        at most 8192.
     batch_size : int, optional
-        Crops per training step.
+        Crops per training step; at most 4096.
     learning_rate : float, optional
         Peak Adam learning rate; it decays along a cosine to 1 % of that.
     device : str or `torch.device`, optional
@@ -111,7 +115,7 @@ class TDRModel:
         HMI, MDI or HST we test on is taken for impulse noise). What was detected is
         in :attr:`noise_description`, the ``repr`` and the header record.
     student_width : int, optional
-        Encoder channels (at least 2) of the student that :meth:`fit` distils (see
+        Encoder channels (2 to 512) of the student that :meth:`fit` distils (see
         :meth:`distil`); its decoder has twice as many.
 
     Attributes
@@ -152,7 +156,8 @@ class TDRModel:
                              patch_size=patch_size, batch_size=batch_size,
                              outlier_threshold=outlier_threshold,
                              bright_threshold=bright_threshold, pixel_shuffle=pixel_shuffle,
-                             impulse_noise=impulse_noise)
+                             impulse_noise=impulse_noise, learning_rate=learning_rate)
+        self.student_width = check_student_width(student_width)
         self.architecture = {"name": "self2self-unet", "width": int(width),
                              "dropout": float(dropout)}
         self.keep_prob = float(keep_prob)
@@ -168,8 +173,10 @@ class TDRModel:
         self.unit = None
         self.history = []
         self.path = None
+        #: the checkpoint of the last fit, removed by save once the model is written
+        self.pending_checkpoint = None
+        self._finished_checkpoint = None
         self._net = SelfToSelfUNet(width, dropout).to(self.device)
-        self.student_width = check_int(student_width, "student_width", minimum=2)
         self.student = None
 
     # ------------------------------------------------------------------ helpers
@@ -279,7 +286,13 @@ class TDRModel:
             atomically. If it exists, training resumes from it and gives the model an
             uninterrupted run would. It is kept after training (a failure of the
             distillation or of the save loses no training: the same call resumes
-            from it) and removed by :meth:`save` once the model is written.
+            from it) and removed by :meth:`save` once the model is written. When this
+            model fits again with the same checkpoint before saving, the checkpoint of
+            its own finished fit is removed first (this fit replaces those weights).
+            A finished, unsaved checkpoint of another run is never discarded: the
+            same image, settings and seed resume it at once (with a
+            `~tdrdenoise.TDRUserWarning`; save the model then), anything else is
+            refused with a message saying so.
         checkpoint_every : int, optional
             Steps between checkpoints.
         callback : callable, optional
@@ -343,6 +356,9 @@ class TDRModel:
         norm = make_normalization(img.data, img.invalid, self.outlier_threshold,
                                   self.bright_threshold, self.pixel_shuffle,
                                   self.impulse_noise)
+        # the finished, unsaved checkpoint of this model's own last fit: replaced by
+        # this fit (never one of an interrupted or failed fit, nor another model's)
+        discard_own_checkpoint(self, checkpoint)
         if seed is None:
             seed = checkpoint_seed(checkpoint)
         seed = new_seed() if seed is None else int(seed)
@@ -373,6 +389,7 @@ class TDRModel:
             self.normalization = None  # no half-trained model to save or use
             self.student = None
             raise
+        self._finished_checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         return self
 
     def distil(self, image, *, steps=DEFAULT_DISTIL_STEPS, seed=None, progress=None):
@@ -615,8 +632,18 @@ class TDRModel:
         return model_io.to_bytes(self)
 
     @classmethod
-    def from_bytes(cls, data, device="auto"):
+    def from_bytes(cls, data, device="auto", sha256=None):
         """A model from the bytes of :meth:`to_bytes` (see :func:`tdrdenoise.model_io.from_bytes`).
+
+        Parameters
+        ----------
+        data : bytes
+            The bytes of a model file.
+        device : str or `torch.device`, optional
+            Where to put the network (``"auto"``: CUDA when present).
+        sha256 : str, optional
+            The SHA-256 the data must have, as :meth:`load` takes it: data that
+            differ are refused.
 
         Returns
         -------
@@ -625,21 +652,37 @@ class TDRModel:
         Raises
         ------
         ValueError
-            If the data are not a valid model (see :meth:`load`).
+            If the data are not a valid model, or differ from ``sha256`` (see
+            :meth:`load`).
 
         Examples
         --------
-        See :meth:`to_bytes`.
+        >>> import hashlib
+        >>> import numpy as np
+        >>> from tdrdenoise import TDRModel
+        >>> model = TDRModel(device="cpu").fit(np.random.default_rng(0).normal(size=(32, 32)),
+        ...                                    steps=1, seed=0, progress=False)
+        >>> data = model.to_bytes()
+        >>> digest = hashlib.sha256(data).hexdigest()
+        >>> TDRModel.from_bytes(data, device="cpu", sha256=digest).fingerprint == model.fingerprint
+        True
         """
-        return model_io.from_bytes(data, device=device)
+        return model_io.from_bytes(data, device=device, sha256=sha256)
 
     def save(self, path, overwrite=False):
         """Write the weights and their metadata to ``path``, atomically.
 
-        The file records the package version, the architecture, the normalisation,
-        the unit, the training history and a SHA-256 checksum of all of it. It is
-        written to a temporary file in the same folder and renamed, so a crash never
-        leaves a half-written model.
+        The file (model file format 4: a safetensors file, read back without running
+        any code; see :mod:`tdrdenoise.model_io`) records the package version, the
+        architecture, the normalisation, the unit, the training history and a
+        SHA-256 checksum of all of it. It is written to a temporary file in the same
+        folder and then, with ``overwrite=False``, created exclusively (a hard link):
+        a file that another process writes under ``path`` meanwhile is kept and
+        `FileExistsError` raised, never silently replaced; a crash never leaves a
+        half-written model. Once the model is written, the checkpoint of the
+        :meth:`fit` that made it is removed (a checkpoint that cannot be removed
+        gives a `~tdrdenoise.TDRUserWarning`); if the save fails, the checkpoint is
+        kept.
 
         Parameters
         ----------
@@ -650,10 +693,19 @@ class TDRModel:
 
         Raises
         ------
-        OSError
-            If ``path`` exists and ``overwrite`` is False.
+        RuntimeError
+            If the model is not trained.
+        FileExistsError
+            If ``path`` exists, or was created by another process while writing, and
+            ``overwrite`` is False (a subclass of `OSError`).
+        PermissionError, OSError
+            If the file cannot be written (no permission, read-only file system,
+            disk full); the message names ``path`` and its folder.
         ValueError
-            If the weights or the normalisation are not finite.
+            If the weights or the normalisation are not finite, or a setting lies
+            outside what a model file holds (width, student width and head 512,
+            patch size 8192, batch size 4096: changed after construction), which
+            :meth:`load` would refuse; nothing is written then.
 
         Examples
         --------

@@ -38,6 +38,8 @@ from astropy.utils.exceptions import AstropyDeprecationWarning
 
 from . import __version__
 from ._normalization import OUTLIER_THRESHOLD, TRANSFORM, check_normalization
+from ._validate import (MAX_BATCH_SIZE, MAX_PATCH_SIZE, MAX_STUDENT_HEAD,
+                        MAX_STUDENT_WIDTH, MAX_WIDTH)
 from .utils import TDRUserWarning, atomic_open, resolve_device
 
 __all__ = ["FILE_FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes", "convert",
@@ -50,16 +52,13 @@ FILE_MAGIC = "tdrdenoise-model"
 _ARCHITECTURE = "self2self-unet"
 
 #: Bounds of a model file, checked before anything is allocated: the size of the file
-#: and of its JSON header (bytes), the widths of the network and of the student, the
-#: student's head, the patch and batch sizes. A width-48 model takes about 4 MiB and a
-#: width-512 one about 400 MiB.
+#: and of its JSON header (bytes); those of the widths of the network and of the
+#: student, the student's head, the patch and batch sizes (``MAX_WIDTH``...) are the
+#: bounds of :class:`~tdrdenoise.TDRModel`'s settings, defined in
+#: :mod:`tdrdenoise._validate`. A width-48 model takes about 4 MiB and a width-512 one
+#: about 400 MiB.
 MAX_FILE_BYTES = 1 << 30
 MAX_HEADER_BYTES = 16 << 20
-MAX_WIDTH = 512
-MAX_STUDENT_WIDTH = 512
-MAX_STUDENT_HEAD = 512
-MAX_PATCH_SIZE = 8192
-MAX_BATCH_SIZE = 4096
 
 _SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16",
                        torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32",
@@ -143,9 +142,6 @@ def _payload(model):
             check_weights(model.student, "the model's student")
     except FloatingPointError as exc:
         raise ValueError(f"{exc}; a model with non-finite weights is not saved") from None
-    if model.architecture["width"] > MAX_WIDTH:
-        raise ValueError(f"a model of width {model.architecture['width']} cannot be saved: "
-                         f"model files hold widths up to {MAX_WIDTH}")
     payload = {
         "format": FILE_MAGIC,
         "format_version": FILE_FORMAT_VERSION,
@@ -168,6 +164,13 @@ def _payload(model):
                               "head": int(model.student.head)}
         payload["student_state_dict"] = {k: v.detach().cpu() for k, v in
                                          model.student.state_dict().items()}
+    try:  # what load would refuse is never written (settings changed after __init__)
+        validate_metadata(payload, "the model")
+    except ValueError as exc:
+        raise ValueError(f"this model cannot be saved: {getattr(exc, 'what', exc)}, "
+                         "which a model file "
+                         "cannot hold (TDRModel.load would refuse it); build the model "
+                         "with settings within the bounds and train it again") from None
     payload["checksum"] = payload_checksum(payload)
     return payload
 
@@ -235,8 +238,41 @@ def encode_payload(payload):
         for name, tensor in (payload.get(key) or {}).items():
             tensors[prefix + name] = tensor.detach().cpu().contiguous()
     # one metadata entry: safetensors writes several in no fixed order, and the same
-    # model must give the same bytes (and SHA-256) every time
-    return save_tensors(tensors, metadata={"tdrdenoise": json.dumps(meta, sort_keys=True)})
+    # model must give the same bytes (and SHA-256) every time; strict JSON (no bare
+    # Infinity or NaN, which many readers refuse)
+    text = json.dumps(_encode_nonfinite(meta), sort_keys=True, allow_nan=False)
+    return save_tensors(tensors, metadata={"tdrdenoise": text})
+
+
+#: How the metadata JSON writes the floats JSON has no literal for.
+_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def _encode_nonfinite(value):
+    """``value`` with every non-finite float written as the string "inf", "-inf" or
+    "nan" (a string of those in the metadata itself could not be told apart: refused)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, str) and value in _NONFINITE:
+        raise ValueError(f"the metadata value {value!r} cannot be written to a model file "
+                         "(it stands for a non-finite number there)")
+    if isinstance(value, dict):
+        return {k: _encode_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_nonfinite(v) for v in value]
+    return value
+
+
+def _decode_nonfinite(value):
+    """The inverse of :func:`_encode_nonfinite` (bare ``Infinity`` and ``NaN``, which
+    the first format-4 files hold, are read by ``json.loads`` itself)."""
+    if isinstance(value, str):
+        return _NONFINITE.get(value, value)
+    if isinstance(value, dict):
+        return {k: _decode_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_nonfinite(v) for v in value]
+    return value
 
 
 def _is_legacy(data):
@@ -263,12 +299,14 @@ def _read_header(data, source):
         header = json.loads(bytes(data[8:8 + size]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         refuse("its header is not JSON")
+    except RecursionError:  # arrays or objects nested thousands deep
+        refuse("its header is nested too deeply")
     if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
         refuse("no metadata")
     info = header.pop("__metadata__")
     try:
-        meta = json.loads(info.get("tdrdenoise"))
-    except (TypeError, ValueError):
+        meta = _decode_nonfinite(json.loads(info.get("tdrdenoise")))
+    except (TypeError, ValueError, RecursionError):
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FILE_MAGIC:
         raise ValueError(f"{source} is not a tdrdenoise model file")
@@ -305,9 +343,14 @@ def decode_payload(data, source="the model data"):
     --------
     See :func:`encode_payload`.
     """
+    meta, _ = _read_header(data, source)
+    return _decode(data, meta, source)
+
+
+def _decode(data, meta, source):
+    """The payload of a format-4 file's bytes whose header gave ``meta``."""
     from safetensors.torch import load as load_tensors
 
-    meta, shapes = _read_header(data, source)
     try:
         tensors = load_tensors(bytes(data))
     except Exception as exc:  # safetensors raises its own kinds on damaged data
@@ -342,7 +385,9 @@ def save(model, path, *, overwrite=False):
         If ``path`` exists, or was created by another process while writing, and
         ``overwrite`` is False (a subclass of `OSError`).
     PermissionError, OSError
-        If the file cannot be written; the model and its checkpoint are kept.
+        If the file cannot be written; the model and its checkpoint are kept. (A
+        checkpoint that cannot be removed once the model is written gives a
+        `~tdrdenoise.TDRUserWarning`, not an error.)
     ValueError, FloatingPointError
         If the model's normalisation or weights are not finite.
 
@@ -361,7 +406,13 @@ def save(model, path, *, overwrite=False):
     if checkpoint is not None:
         model.pending_checkpoint = None
         if os.path.isfile(checkpoint) and not _same_file(checkpoint, path):
-            os.unlink(checkpoint)  # the model itself is now what to keep
+            try:
+                os.unlink(checkpoint)  # the model itself is now what to keep
+            except OSError as exc:  # the model is written: that is what counts
+                warnings.warn(f"the model was saved to {path}, but its training "
+                              f"checkpoint {checkpoint} could not be removed "
+                              f"({exc.strerror or exc}); delete it yourself",
+                              TDRUserWarning)
 
 
 def _same_file(a, b):
@@ -500,9 +551,16 @@ def _check_sha256(data, sha256, source):
                          "replaced); get it again from its source")
 
 
-def _shapes_of(state_dict):
+def _shapes_of(state_dict, source="the model data"):
+    """{name: (dtype, shape)} of a state dict read from a file (None if it is not a
+    dict); an entry that is not a tensor is refused."""
+    if not isinstance(state_dict, dict):
+        return None
+    for name, t in state_dict.items():
+        if not isinstance(t, torch.Tensor):
+            _fail(source, f"weight {name!r} is a {type(t).__name__}, not a tensor")
     return {name: (_SAFETENSORS_DTYPES.get(t.dtype, str(t.dtype)), tuple(t.shape))
-            for name, t in state_dict.items()} if isinstance(state_dict, dict) else None
+            for name, t in state_dict.items()}
 
 
 def _check_shapes(shapes, net, what, source):
@@ -560,6 +618,14 @@ def from_bytes(data, *, device="auto", source="the model data", sha256=None):
     --------
     See :func:`to_bytes`.
     """
+    try:
+        return _from_bytes(data, device=device, source=source, sha256=sha256)
+    except RecursionError:  # metadata nested thousands deep, past every check
+        raise ValueError(f"{source} is not a readable tdrdenoise model file (its "
+                         "metadata is nested too deeply)") from None
+
+
+def _from_bytes(data, *, device, source, sha256):
     device = resolve_device(device)
     _check_size(len(data), source)
     _check_sha256(data, sha256, source)
@@ -574,7 +640,7 @@ def from_bytes(data, *, device="auto", source="the model data", sha256=None):
         if not isinstance(payload, dict) or payload.get("format") != FILE_MAGIC:
             raise ValueError(f"{source} is not a tdrdenoise model file")
         meta = {k: v for k, v in payload.items() if k not in _WEIGHTS}
-        shapes = {key: _shapes_of(payload.get(key)) for key in _WEIGHTS}
+        shapes = {key: _shapes_of(payload.get(key), source) for key in _WEIGHTS}
     else:
         meta, shapes = _read_header(data, source)
         if meta.get("format") != FILE_MAGIC:
@@ -598,12 +664,13 @@ def from_bytes(data, *, device="auto", source="the model data", sha256=None):
                       "tdrdenoise.model_io.convert(old, new) or "
                       "TDRModel.load(old).save(new)",
                       AstropyDeprecationWarning)
+        meta = _legacy_bounds(meta, source, version)
     # every bound and every shape is checked before any tensor or network is made
     fields = validate_metadata({**meta, "state_dict": shapes["state_dict"],
                                 "student_state_dict": shapes["student_state_dict"]}, source)
     _check_all_shapes(fields, shapes, source)
     if not legacy:
-        payload = decode_payload(data, source)
+        payload = _decode(data, meta, source)
     if version >= 2:
         if payload.get("checksum") != payload_checksum(payload):
             raise ValueError(f"{source}: checksum mismatch: the file is corrupt or was "
@@ -638,6 +705,39 @@ def from_bytes(data, *, device="auto", source="the model data", sha256=None):
     return model
 
 
+def _legacy_bounds(meta, source, version):
+    """The metadata of a format-1 to 3 file (written before there were bounds) within
+    those of format 4: a patch or batch size above them, which only training (fine_tune,
+    distil) uses, is lowered with a warning; a network or student wider than a model
+    file may hold, which this version does not build, is refused with a clear message."""
+    meta = dict(meta)
+    written = (f"{source} (model file format {version}, written by tdrdenoise "
+               f"{meta.get('tdrdenoise_version', 'of an older version')})")
+    for key, bound in (("patch_size", MAX_PATCH_SIZE), ("batch_size", MAX_BATCH_SIZE)):
+        value = meta.get(key)
+        if type(value) is int and value > bound:
+            warnings.warn(f"{written} records {key}={value}, more than the {bound} of "
+                          f"format 4; it is lowered to {bound} (it matters only to "
+                          "fine_tune and distil)", TDRUserWarning)
+            meta[key] = bound
+    arch = meta.get("architecture")
+    student = meta.get("student")
+    widths = [("a network of width", arch.get("width") if isinstance(arch, dict) else None,
+               MAX_WIDTH, "width")]
+    if isinstance(student, dict):
+        widths += [("a student of width", student.get("width"), MAX_STUDENT_WIDTH,
+                    "student_width"),
+                   ("a student head of", student.get("head"), MAX_STUDENT_HEAD, None)]
+    for what, value, bound, option in widths:
+        if type(value) is int and value > bound:
+            fix = f"train it again with {option} <= {bound}" if option else \
+                "train it again with this version"
+            raise ValueError(f"{written} holds {what} {value}; this version builds and "
+                             f"reads at most {bound} (a width-{MAX_WIDTH} network takes "
+                             f"about 400 MiB), so it cannot use this model: {fix}")
+    return meta
+
+
 def _load_student(payload, config, source, device):
     """The student of a model file's dict (None if it has none)."""
     if config is None:
@@ -657,8 +757,10 @@ def _load_student(payload, config, source, device):
 
 
 def _fail(source, what):
-    raise ValueError(f"{source} has missing or malformed metadata ({what}); it was not "
+    exc = ValueError(f"{source} has missing or malformed metadata ({what}); it was not "
                      "written by TDRModel.save or was altered")
+    exc.what = what  # the field and the problem alone, for the message of save
+    raise exc
 
 
 def _number(payload, key, source, low=None, high=None, integer=False):
@@ -667,6 +769,8 @@ def _number(payload, key, source, low=None, high=None, integer=False):
     if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
         _fail(source, f"{key} must be a{'n integer' if integer else ' number'}; got {value!r}")
     if (low is not None and not value > low) or (high is not None and not value < high):
+        if integer and high is not None and value >= high:
+            _fail(source, f"{key}={value!r} is out of range: at most {high - 1}")
         _fail(source, f"{key}={value!r} is out of range")
     return value
 

@@ -122,8 +122,50 @@ def test_output_dtype(tmp_path, model):
         table = denoise_files([path], model, output_dir=tmp_path / "b", dtype=np.float32,
                               progress=False, **FAST)
     assert fits.getdata(table["output"][0]).dtype == np.dtype(">f4")
-    with pytest.raises(TypeError, match="dtype must be None"):
-        denoise_files([path], model, output_dir=tmp_path / "c", dtype=np.int16)
+    for wrong in (np.complex128, bool, "S4", "no such type"):
+        with pytest.raises(TypeError, match="dtype must be None .* or a real numeric"):
+            denoise_files([path], model, output_dir=tmp_path / "c", dtype=wrong)
+    with pytest.raises(TypeError, match="dtype=float16 cannot be written: FITS files hold "
+                                        "32- and 64-bit floats"):
+        denoise_files([path], model, output_dir=tmp_path / "c", dtype=np.float16)
+
+
+def test_integer_dtypes_are_checked_by_value(tmp_path, model):
+    """Integer types are accepted, and refused or warned about by the values of each
+    file: what they cannot hold fails, rounding warns."""
+    path = tmp_path / "counts.fits"
+    data = 1000 + np.random.default_rng(0).normal(0, 3, (40, 40))
+    fits.PrimaryHDU(data, fits.Header({"BUNIT": "adu"})).writeto(path)
+    with pytest.warns(UserWarning, match="dtype=int32 would change"):
+        table = denoise_files([path], model, output_dir=tmp_path / "b", dtype="int32",
+                              progress=False, **FAST)
+    assert list(table["status"]) == ["done"]
+    out = fits.getdata(table["output"][0])
+    assert out.dtype.kind == "i" and abs(float(out.mean()) - 1000) < 5
+    # values an integer type cannot hold: the file fails, saying why
+    data[0, 0] = 1e6
+    fits.PrimaryHDU(data, fits.Header({"BUNIT": "adu"})).writeto(path, overwrite=True)
+    table = denoise_files([path], model, output_dir=tmp_path / "c", dtype=np.int16,
+                          progress=False, **FAST)
+    assert list(table["status"]) == ["failed"]
+    assert "outside [-32768, 32767]" in table["error"][0]
+    assert not os.path.exists(table["output"][0])
+
+
+def test_r0_dtype_refused_before_denoising(tmp_path, model, monkeypatch):
+    """At R=0 a type that cannot hold the input exactly fails before the work."""
+    import tdrdenoise.denoise
+
+    path = tmp_path / "f64.fits"
+    fits.PrimaryHDU(np.full((40, 40), 1 + 2.0 ** -40), fits.Header({"BUNIT": "adu"})
+                    ).writeto(path)
+    monkeypatch.setattr(tdrdenoise.denoise, "tdr_denoise",
+                        lambda *a, **k: pytest.fail("denoised although refused"))
+    table = denoise_files([path], model, R=0, output_dir=tmp_path / "o", dtype=np.float32,
+                          progress=False, **FAST)
+    assert list(table["status"]) == ["failed"]
+    assert "would change 1600 of the 1600 input values" in table["error"][0]
+    assert "R=0 must return exactly" in table["error"][0]
 
 
 def _extreme_float64(tmp_path):

@@ -422,10 +422,13 @@ def test_train_no_save_possible_keeps_the_checkpoint(trained, tmp_path, capsys,
     assert "No space left" in err and f"the checkpoint {ckpt} is kept" in err
     assert ckpt.is_file()
     monkeypatch.undo()
-    # the same command then resumes from the finished state and saves the model
-    assert main(["train", frames[0], "-o", str(tmp_path / "m.tdr"), "--steps", "2",
-                 "--patch-size", "32", "--batch-size", "2", "--checkpoint", str(ckpt),
-                 "-q"] + TINY) == 0
+    # the same command then resumes from the finished state (saying so) and saves it
+    from tdrdenoise import TDRUserWarning
+    with pytest.warns(TDRUserWarning, match="finished, unsaved training .*resumed, not "
+                                            "trained again"):
+        assert main(["train", frames[0], "-o", str(tmp_path / "m.tdr"), "--steps", "2",
+                     "--patch-size", "32", "--batch-size", "2", "--checkpoint", str(ckpt),
+                     "-q"] + TINY) == 0
     assert (tmp_path / "m.tdr").is_file() and not ckpt.exists()
 
 

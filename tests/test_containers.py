@@ -150,6 +150,26 @@ def test_cast_data_refuses_overflow_and_counts_rounding():
     assert big.data.dtype == np.float64  # left as it was
 
 
+def test_array_errors_of_other_kinds_are_not_called_ragged():
+    """Only lists and tuples get the ragged-rows message: another container's own
+    ValueError reaches the caller as it is."""
+    from astropy.nddata import NDData
+
+    class Unconvertible:
+        shape = (4, 4)
+        ndim = 2
+        dtype = np.dtype(float)
+
+        def __array__(self, dtype=None, copy=None):
+            raise ValueError("this device buffer cannot be read as an array")
+
+    ndd = NDData(np.zeros((4, 4)))
+    ndd._data = Unconvertible()
+    with pytest.raises(ValueError, match="^this device buffer cannot be read") as info:
+        unpack(ndd, "image")
+    assert "nested" not in str(info.value)
+
+
 @pytest.mark.parametrize("ragged, detail", [
     ([[1.0, 2.0, 3.0], [4.0, 5.0]], "row lengths 2, 3"),
     ([[1.0, 2.0], 3.0], "numbers and rows mixed")])

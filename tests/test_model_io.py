@@ -493,3 +493,217 @@ def test_convert(tmp_path, tiny_model):
     assert converted.history == tiny_model.history
     with pytest.raises(FileExistsError, match="pass overwrite=True"):
         convert(old, new)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"width": 600}, "width must be at most 512"),
+    ({"patch_size": 8200}, "patch_size must be at most 8192"),
+    ({"batch_size": 5000}, "batch_size must be at most 4096"),
+    ({"student_width": 600}, "student_width must be at most 512"),
+    ({"learning_rate": 0.0}, "learning_rate must be a positive finite number"),
+    ({"learning_rate": float("nan")}, "learning_rate must be a positive finite number"),
+])
+def test_settings_a_model_file_cannot_hold_are_refused_at_construction(kwargs, match):
+    """A model that could not be saved and loaded again fails before any training."""
+    with pytest.raises(ValueError, match=match):
+        TDRModel(device="cpu", **kwargs)
+
+
+def test_largest_settings_are_accepted():
+    model = TDRModel(device="cpu", width=8, patch_size=8192, batch_size=4096,
+                     student_width=512)
+    assert (model.patch_size, model.batch_size, model.student_width) == (8192, 4096, 512)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda m: setattr(m, "patch_size", 9000), r"patch_size=9000 is out of range: at most 8192"),
+    (lambda m: setattr(m, "batch_size", 5000), r"batch_size=5000 is out of range: at most 4096"),
+    (lambda m: setattr(m, "learning_rate", -1.0), r"learning_rate=-1.0 is out of range"),
+    (lambda m: setattr(m.student, "width", 600), r"width=600 is out of range: at most 512"),
+])
+def test_save_refuses_what_load_would_refuse(tmp_path, tiny_model, change, match):
+    """Settings changed after construction: the file is not written (load would refuse
+    it), and the message says why."""
+    import copy
+
+    model = copy.deepcopy(tiny_model)
+    change(model)
+    path = tmp_path / "m.tdr"
+    with pytest.raises(ValueError, match="this model cannot be saved: " + match):
+        model.save(path)
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+
+
+def _legacy_copy(tmp_path, tiny_model, **changes):
+    payload = read_payload(_saved(tmp_path, tiny_model))
+    payload.update(changes, format_version=3)
+    payload["checksum"] = payload_checksum(payload)
+    old = tmp_path / "old.tdr"
+    torch.save(payload, old)
+    return old
+
+
+def test_old_file_with_large_training_settings_still_loads(tmp_path, tiny_model):
+    """Formats 1 to 3 had no bounds: a patch or batch size beyond them (training
+    settings only) is lowered with a warning; the model loads and can be saved."""
+    from astropy.utils.exceptions import AstropyDeprecationWarning
+
+    old = _legacy_copy(tmp_path, tiny_model, patch_size=10000, batch_size=5000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = TDRModel.load(old, device="cpu")
+    messages = [str(w.message) for w in caught if w.category is TDRUserWarning]
+    assert any("patch_size=10000, more than the 8192 of format 4; it is lowered to 8192"
+               in m for m in messages)
+    assert any("batch_size=5000" in m for m in messages)
+    assert any(w.category is AstropyDeprecationWarning for w in caught)
+    assert (loaded.patch_size, loaded.batch_size) == (8192, 4096)
+    assert loaded.fingerprint == tiny_model.fingerprint
+    loaded.save(tmp_path / "new.tdr")
+    assert TDRModel.load(tmp_path / "new.tdr").patch_size == 8192
+
+
+def test_old_file_with_too_wide_network_has_a_clear_message(tmp_path, tiny_model):
+    from astropy.utils.exceptions import AstropyDeprecationWarning
+
+    old = _legacy_copy(tmp_path, tiny_model, architecture={
+        "name": "self2self-unet", "width": 600, "dropout": 0.3})
+    with pytest.warns(AstropyDeprecationWarning), \
+            pytest.raises(ValueError, match=r"format 3, written by tdrdenoise .*\) holds a "
+                                            r"network of width 600; this version builds "
+                                            r"and reads at most 512 .*train it again with "
+                                            r"width <= 512"):
+        TDRModel.load(old)
+
+
+def test_checkpoint_that_cannot_be_removed_does_not_fail_the_save(tmp_path, noisy,
+                                                                  monkeypatch):
+    """The model is written: a checkpoint that cannot be removed afterwards gives a
+    warning, not an error (which made the command line write a second copy)."""
+    import tdrdenoise.model_io as model_io
+
+    ckpt = tmp_path / "train.ckpt"
+    model = TDRModel(patch_size=32, batch_size=2, device="cpu").fit(
+        noisy, steps=2, seed=0, progress=False, distil_steps=0, checkpoint=ckpt)
+    real = model_io.os.unlink
+
+    def refused(path, *args, **kwargs):
+        if str(path) == str(ckpt):
+            raise PermissionError(13, "Permission denied")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(model_io.os, "unlink", refused)
+    path = tmp_path / "m.tdr"
+    with pytest.warns(TDRUserWarning, match=r"the model was saved to .*m\.tdr, but its "
+                                            r"training checkpoint .* could not be removed "
+                                            r"\(Permission denied\); delete it yourself"):
+        model.save(path)
+    monkeypatch.undo()
+    assert ckpt.is_file() and model.path == str(path) and model.pending_checkpoint is None
+    assert TDRModel.load(path).fingerprint == model.fingerprint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tdr", "train.ckpt"]
+
+
+def test_deeply_nested_header_is_not_a_model_file(tmp_path, tiny_model):
+    """JSON nested thousands deep: the usual "not a readable model file" message, not
+    a RecursionError."""
+    import json
+
+    deep = b"[" * 100000 + b"]" * 100000
+    bad = tmp_path / "deep.tdr"
+    bad.write_bytes(len(deep).to_bytes(8, "little") + deep)
+    with pytest.raises(ValueError, match="not a readable tdrdenoise model file .*nested "
+                                         "too deeply"):
+        TDRModel.load(bad)
+    # nested metadata inside a valid header
+    good = _saved(tmp_path, tiny_model)
+    data = good.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    meta = json.loads(header["__metadata__"]["tdrdenoise"])
+    for depth in (100000, 700):
+        meta["history"] = [{"steps": 1, "x": json.loads("[" * depth + "]" * depth)
+                            if depth < 900 else None}]
+        text = json.dumps(meta) if depth < 900 else json.dumps(meta).replace(
+            '"x": null', '"x": ' + "[" * depth + "]" * depth)
+        header["__metadata__"]["tdrdenoise"] = text
+        raw = json.dumps(header).encode()
+        raw += b" " * (-len(raw) % 8)
+        bad.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + size:])
+        with pytest.raises(ValueError, match="not a (readable )?tdrdenoise model file"):
+            TDRModel.load(bad)
+
+
+def test_legacy_weights_that_are_not_tensors(tmp_path, tiny_model):
+    """A torch archive whose state_dict holds a list: a clear message, no
+    AttributeError."""
+    payload = read_payload(_saved(tmp_path, tiny_model))
+    payload["format_version"] = 3
+    name = next(iter(payload["state_dict"]))
+    payload["state_dict"][name] = [1, 2, 3]
+    old = tmp_path / "old.tdr"
+    torch.save(payload, old)
+    with pytest.raises(ValueError, match=rf"malformed metadata \(weight '{name}' is a "
+                                         r"list, not a tensor\)"):
+        TDRModel.load(old)
+
+
+def test_non_finite_metadata_is_strict_json(tmp_path, noisy):
+    """bright_threshold=inf (and impulse noise) round-trip through metadata that strict
+    JSON readers accept; files holding bare Infinity (the first format-4 ones) load."""
+    import json
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+
+    model = TDRModel(patch_size=32, batch_size=2, device="cpu", impulse_noise=True,
+                     bright_threshold=np.inf).fit(noisy, steps=2, seed=0, progress=False,
+                                                  distil_steps=0)
+    assert model.normalization["bright_threshold"] == np.inf
+    path = tmp_path / "m.tdr"
+    model.save(path)
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = strict(data[8:8 + size])
+    meta = strict(header["__metadata__"]["tdrdenoise"])
+    assert meta["normalization"]["bright_threshold"] == "inf"
+    loaded = TDRModel.load(path, device="cpu")
+    assert loaded.impulse_noise is True and loaded.normalization["impulse_noise"] is True
+    assert loaded.bright_threshold == np.inf
+    assert loaded.normalization == model.normalization
+    assert loaded.fingerprint == model.fingerprint
+    # a first format-4 file, with bare Infinity, still loads
+    payload = read_payload(path)
+    weights = ("state_dict", "student_state_dict")
+    meta = {k: v for k, v in payload.items() if k not in weights}
+    from safetensors.torch import save as save_tensors
+    tensors = {"network." + k: v for k, v in payload["state_dict"].items()}
+    old = tmp_path / "old.tdr"
+    old.write_bytes(save_tensors(tensors, metadata={
+        "tdrdenoise": json.dumps(meta, sort_keys=True)}))
+    assert b"Infinity" in old.read_bytes()
+    again = TDRModel.load(old, device="cpu")
+    assert again.bright_threshold == np.inf and again.impulse_noise is True
+
+
+def test_from_bytes_checks_sha256(tiny_model):
+    import hashlib
+
+    data = tiny_model.to_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    assert TDRModel.from_bytes(data, device="cpu", sha256=digest).fingerprint == \
+        tiny_model.fingerprint
+    with pytest.raises(ValueError, match=f"has SHA-256 {digest}, not the expected 0{{64}}"):
+        TDRModel.from_bytes(data, device="cpu", sha256="0" * 64)
+
+
+def test_load_reads_the_header_once(tmp_path, tiny_model, monkeypatch):
+    import tdrdenoise.model_io as model_io
+
+    path = _saved(tmp_path, tiny_model)
+    calls = []
+    real = model_io._read_header
+    monkeypatch.setattr(model_io, "_read_header",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert TDRModel.load(path, device="cpu").fingerprint == tiny_model.fingerprint
+    assert calls == [1]

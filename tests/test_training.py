@@ -71,8 +71,11 @@ def test_checkpoint_kept_when_distillation_fails(tmp_path, noisy, monkeypatch):
                                  checkpoint=ckpt, checkpoint_every=100)
     assert ckpt.is_file()
     steps_run = []
-    again = TDRModel(**TINY).fit(noisy, steps=3, seed=5, progress=False, distil_steps=2,
-                                 checkpoint=ckpt, callback=steps_run.append)
+    with pytest.warns(TDRUserWarning, match="finished, unsaved training .*resumed, not "
+                                            "trained again"):
+        again = TDRModel(**TINY).fit(noisy, steps=3, seed=5, progress=False,
+                                     distil_steps=2, checkpoint=ckpt,
+                                     callback=steps_run.append)
     assert steps_run == []  # nothing trained again
     assert again.history[0]["resumed_at_step"] == 3
     assert again.fingerprint == whole.fingerprint
@@ -162,3 +165,113 @@ def test_diverging_learning_rate_is_caught(noisy):
     model = TDRModel(**TINY)
     with pytest.raises(FloatingPointError, match="(loss is|non-finite weights)"):
         model.fit(noisy, steps=4, seed=0, progress=False, learning_rate=1e30)
+
+
+def test_fitting_again_replaces_the_models_own_finished_checkpoint(tmp_path, noisy):
+    """The same model fitting again with the same checkpoint, unsaved: its own
+    finished checkpoint is removed first (the new fit replaces those weights), so
+    another image is not refused and seed=None trains afresh."""
+    from tdrdenoise._training import _read_checkpoint
+
+    ckpt = tmp_path / "train.ckpt"
+    model = TDRModel(**TINY)
+    model.fit(noisy, steps=3, seed=1, progress=False, distil_steps=0, checkpoint=ckpt)
+    assert ckpt.is_file()
+    steps_run = []
+    model.fit(noisy[::-1], steps=3, seed=2, progress=False, distil_steps=0,
+              checkpoint=ckpt, callback=steps_run.append)
+    assert steps_run == [1, 2, 3] and "resumed_at_step" not in model.history[-1]
+    assert _read_checkpoint(ckpt)["seed"] == 2  # the new fit's finished state
+    first = model.fingerprint
+    steps_run.clear()
+    model.fit(noisy[::-1], steps=3, seed=None, progress=False, distil_steps=0,
+              checkpoint=ckpt, callback=steps_run.append)
+    assert steps_run == [1, 2, 3] and model.fingerprint != first
+    model.save(tmp_path / "m.tdr")
+    assert not ckpt.exists()
+
+
+def test_finished_checkpoint_of_another_run_is_kept(tmp_path, noisy):
+    """A finished, unsaved checkpoint of another model (another process): refused for
+    another image or seed with a message saying what it is; resumed, with a warning,
+    for the same ones; never removed."""
+    ckpt = tmp_path / "train.ckpt"
+    first = TDRModel(**TINY).fit(noisy, steps=3, seed=1, progress=False, distil_steps=0,
+                                 checkpoint=ckpt)
+    other = TDRModel(**TINY)
+    with pytest.raises(ValueError, match=r"holds a finished, unsaved training \(3 steps, "
+                                         r"seed=1\) of another image .*save it.*delete the "
+                                         r"checkpoint"):
+        other.fit(noisy[::-1], steps=3, seed=1, progress=False, distil_steps=0,
+                  checkpoint=ckpt)
+    with pytest.raises(ValueError, match=r"finished, unsaved training .*not seed=7: save "
+                                         r"it \(fit again with seed=1 or seed=None"):
+        other.fit(noisy, steps=3, seed=7, progress=False, distil_steps=0, checkpoint=ckpt)
+    assert ckpt.is_file()
+    steps_run = []
+    with pytest.warns(TDRUserWarning, match="resumed, not trained again; save the model"):
+        other.fit(noisy, steps=3, seed=None, progress=False, distil_steps=0,
+                  checkpoint=ckpt, callback=steps_run.append)
+    assert steps_run == [] and other.fingerprint == first.fingerprint
+    assert ckpt.is_file()
+
+
+def test_interrupted_fit_of_the_same_model_resumes(tmp_path, noisy):
+    """Only a finished fit's own checkpoint is replaced: the same model resumes an
+    interrupted fit, or one whose distillation failed."""
+    ckpt = tmp_path / "train.ckpt"
+    model = TDRModel(**TINY)
+    with pytest.warns(TDRUserWarning), pytest.raises(KeyboardInterrupt):
+        model.fit(noisy, steps=4, seed=3, progress=False, distil_steps=0, checkpoint=ckpt,
+                  checkpoint_every=2, callback=_interrupt_at(2))
+    model.fit(noisy, steps=4, seed=3, progress=False, distil_steps=0, checkpoint=ckpt,
+              checkpoint_every=2)
+    assert model.history[-1]["resumed_at_step"] == 2
+
+
+def test_interrupted_distillation_of_the_same_model_resumes(tmp_path, noisy, monkeypatch):
+    import tdrdenoise.model
+
+    ckpt = tmp_path / "train.ckpt"
+    model = TDRModel(**TINY)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tdrdenoise.model, "distil_model", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(noisy, steps=3, seed=3, progress=False, distil_steps=2,
+                      checkpoint=ckpt)
+    steps_run = []
+    with pytest.warns(TDRUserWarning, match="resumed, not trained again"):
+        model.fit(noisy, steps=3, seed=3, progress=False, distil_steps=0, checkpoint=ckpt,
+                  callback=steps_run.append)
+    assert steps_run == [] and model.history[-1]["resumed_at_step"] == 3
+
+
+def test_non_finite_weights_are_never_checkpointed_as_finished(tmp_path, noisy):
+    """Weights that become non-finite at the last step: the fit fails and the
+    checkpoint keeps the last good (unfinished) state, not a finished NaN one."""
+    from tdrdenoise._training import _read_checkpoint
+
+    ckpt = tmp_path / "train.ckpt"
+    model = TDRModel(**TINY)
+
+    def poison(step):
+        if step == 3:
+            with torch.no_grad():
+                next(model.network.parameters()).fill_(float("nan"))
+
+    with pytest.raises(FloatingPointError, match="non-finite weights"):
+        model.fit(noisy, steps=3, seed=0, progress=False, distil_steps=0,
+                  checkpoint=ckpt, checkpoint_every=2, callback=poison)
+    state = _read_checkpoint(ckpt)
+    assert state["step"] == 2 and state["steps"] == 3
+    assert all(bool(torch.isfinite(t).all()) for t in state["net"].values()
+               if t.is_floating_point())
+    other = tmp_path / "other.ckpt"
+    with pytest.raises(FloatingPointError, match="non-finite weights"):
+        model.fit(noisy, steps=3, seed=0, progress=False, distil_steps=0,
+                  checkpoint=other, checkpoint_every=100, callback=poison)
+    assert not other.exists()

@@ -210,6 +210,77 @@ def test_claim_output_stale_locks(tmp_path):
     assert lock.read_text() == "held by the archive mover\n"
 
 
+@pytest.mark.parametrize("code, kind, match", [
+    (30, OSError, "is on a read-only file system; choose another folder"),   # EROFS
+    (1, PermissionError, "no permission to create files in the folder"),     # EPERM
+    (13, PermissionError, "no permission to create files in the folder"),    # EACCES
+])
+def test_unwritable_folder_names_the_target(tmp_path, monkeypatch, code, kind, match):
+    """A read-only mount or a folder without permission: atomic_open and claim_output
+    name the file asked for and its folder, never the hidden temporary."""
+    import errno
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise OSError(code, os.strerror(code), str(tmp_path / ".x.tdrdenoise-1@h.y.part"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    target = tmp_path / "out.fits"
+    for attempt in (lambda: atomic_open(target), lambda: claim_output(target)):
+        with pytest.raises(kind) as info:
+            with attempt():
+                pass
+        message = str(info.value)
+        assert type(info.value) is kind and info.value.errno in (None, errno.EROFS)
+        assert f"{target}: " in message and match in message
+        assert str(tmp_path) in message and ".part" not in message
+
+
+def test_other_mkstemp_errors_pass_through(tmp_path, monkeypatch):
+    import tempfile
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    with pytest.raises(OSError, match="No space left on device"):
+        with atomic_open(tmp_path / "out.fits"):
+            pass
+
+
+@POSIX
+def test_long_output_names(tmp_path):
+    """A name close to the 255-byte limit: the lock, its temporary and the output's
+    temporary all fit (the lock temporary is short, ``.tdrdenoise-<pid>@<host>.*.part``)."""
+    name = "x" * 240 + ".fits"
+    target = tmp_path / name
+    with claim_output(target) as lock:
+        lock_name = os.path.basename(lock)
+        assert len(lock_name) <= 255 and lock_name.endswith(".tdrdenoise.lock")
+        assert lock_name.startswith("." + "x" * 200)
+        with atomic_open(target) as fh:
+            fh.write(b"data")
+        assert sorted(os.listdir(tmp_path)) == sorted([name, lock_name])
+    assert os.listdir(tmp_path) == [name] and target.read_bytes() == b"data"
+    with claim_output(target) as again:  # the same lock name for every run
+        assert again == lock
+
+
+@POSIX
+def test_short_lock_temporaries_are_cleaned(tmp_path):
+    """The lock temporaries carry the mark without the output name: those of dead
+    runs are removed, those of live runs and unmarked ones are kept."""
+    host = _host()
+    dead = f".tdrdenoise-{dead_pid()}@{host}.abc_1234.part"
+    live = f".tdrdenoise-{os.getpid()}@{host}.abc_1234.part"
+    foreign = [".tdrdenoise.part", ".tdrdenoise-write-test-abc", ".tdrdenoise-x@h.a.part"]
+    for n in [dead, live] + foreign:
+        (tmp_path / n).write_bytes(b"tdrdenoise 1@h\n")
+    removed = clean_stale_temporaries(tmp_path)
+    assert [os.path.basename(p) for p in removed] == [dead]
+    assert sorted(os.listdir(tmp_path)) == sorted([live] + foreign)
+
+
 # --------------------------------------------------------------------------- validators
 @pytest.mark.parametrize("value, minimum, expected", [
     (3, 1, 3), (np.int64(3), 1, 3), (2.0, 1, 2), (0, 0, 0), (-5, None, -5)])
