@@ -96,8 +96,9 @@ def restore(initial, denoised, R, *, fill="initial"):
     fill : {"initial", "ambient"}, optional
         The value of a restored pixel: its initial value (default, the paper's
         method; ``R=0`` returns ``initial`` bit for bit), or the mean of its
-        unrestored neighbours' denoised values (``R=0`` then changes every pixel
-        the denoiser changed: it is not the identity).
+        unrestored neighbours' denoised values. ``R=0`` then restores every pixel
+        the denoiser changed; those with a pixel it left unchanged in their window
+        take the mean of such pixels, so the result need not be ``initial``.
 
     Returns
     -------
