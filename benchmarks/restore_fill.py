@@ -3,7 +3,9 @@
 - **HST NGC 1365, F555W**: a model trained on obs1 (200 steps), obs2 denoised once at
   R = inf, then restored at R = 0.1, 0.2 and 0.3 (counts/s) with each fill; the
   Noise2Noise gain against obs3 (``10 log10(noise_variance / mse_n2n)`` of
-  :func:`tdrdenoise.metrics.evaluate`) and the fraction of pixels restored.
+  :func:`tdrdenoise.metrics.evaluate`), the fraction of pixels restored, and the
+  change of the summed flux above the sky (median) of the bright pixels (more than
+  20 sigma above it in obs2: star peaks, galaxy core, cosmic rays), in %.
 - **HMI SHARP**: a model trained on region 1446 (2012-03-06 14:24, 200 steps), three
   other regions denoised once at R = inf, then restored at R = 5 G with each fill:
   the noise level after (paper's method, :func:`tdrdenoise.metrics.noise_level` with
@@ -71,8 +73,12 @@ def hst(args):
                   .astype(np.float64) for i in (1, 2, 3)]
     model = model_for(args.models / "hst_200.tdr", o1, args.steps)
     initial, den = denoise_once(o2, model, "adu")
-    print("HST F555W obs2 vs obs3 (Noise2Noise gain, dB)")
-    print(f"{'R':>6} {'fill':>8} {'gain_dB':>8} {'restored_%':>10}")
+    sky = np.nanmedian(o2)
+    sigma = float(np.sqrt(evaluate(o2, o2, independent=o3)["noise_variance"][0]))
+    bright = np.isfinite(den) & (o2 - sky > STRONG_NSIGMA * sigma)
+    print(f"HST F555W obs2 vs obs3 (Noise2Noise gain, dB; noise {sigma:.3f} ct/s, "
+          f"{bright.sum()} bright pixels)")
+    print(f"{'R':>6} {'fill':>8} {'gain_dB':>8} {'restored_%':>10} {'bright_flux_%':>13}")
     for R in (np.inf,) + HST_R:
         for fill in ("initial", "ambient"):
             if np.isinf(R) and fill == "ambient":
@@ -80,7 +86,9 @@ def hst(args):
             d, mask = restored(initial, den, R, fill)
             row = evaluate(o2, d, independent=o3)
             gain = 10 * np.log10(float(row["noise_variance"][0]) / float(row["mse_n2n"][0]))
-            print(f"{R:>6g} {fill:>8} {gain:>8.2f} {100 * mask.mean():>10.3f}", flush=True)
+            flux = ((d[bright] - sky).sum() / (o2[bright] - sky).sum() - 1) * 100
+            print(f"{R:>6g} {fill:>8} {gain:>8.2f} {100 * mask.mean():>10.3f} "
+                  f"{flux:>13.2f}", flush=True)
 
 
 def sharp_measures(initial, d, sigma):
