@@ -45,8 +45,7 @@ def _threshold(R, img, model, factor, unit):
     sigma = img.std_uncertainty
     if sigma is None:
         return R.factor * model.noise_scale(factor)
-    with np.errstate(invalid="ignore"):
-        return R.factor * np.array(sigma, dtype=float)
+    return R.factor * np.array(sigma, dtype=float)
 
 
 def _provenance(add_keyword, record, fraction):
@@ -202,15 +201,15 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     ------
     TypeError
         If ``model`` is not a TDRModel, ``image`` is not an image, ``R`` is not a
-        number, an array of numbers, a Quantity or a NoiseMultiple, ``fine_tune_steps``, ``n_predictions``,
-        ``tile_size`` or ``seed`` is not an integer (bools and strings included),
+        number, an array of numbers, a Quantity or a NoiseMultiple,
+        ``fine_tune_steps``, ``n_predictions``, ``tile_size`` or ``seed`` is not an integer (bools and strings included),
         ``calibrate`` or ``refine`` is not True or False, or ``add_keyword`` is of another kind.
     ValueError
         For an unknown ``method``, ``method="student"`` with a model without a
         student or with ``n_predictions`` or ``fine_tune_steps``; for negative or
         NaN ``R`` (an array ``R`` with negative values or of another shape than
-        the image), an unknown ``fill``, counts that are not whole numbers or below their
-        minimum (``n_predictions`` and ``tile_size`` at least 1, ``fine_tune_steps``
+        the image), an unknown ``fill``, counts that are not whole numbers or below
+        their minimum (``n_predictions`` and ``tile_size`` at least 1, ``fine_tune_steps``
         at least 0), a ``seed`` outside ``0 <= seed < 2**63``, images too small or
         all-invalid images.
     RuntimeError
