@@ -338,8 +338,9 @@ def check_denoise_options(R, options, noise_multiple=True):
     """Check ``R`` and the count and seed options of ``tdr_denoise`` before any work.
 
     ``options`` may hold ``n_predictions``, ``tile_size``, ``fine_tune_steps``,
-    ``seed``, ``calibrate``, ``refine`` and ``fill`` (others are passed through). Returns a new dict with
-    the checked values in canonical form (Python ints and bools).
+    ``seed``, ``calibrate``, ``refine`` and ``fill`` (others are passed through).
+    Returns a new dict with the checked values in canonical form (Python ints and
+    bools).
 
     Examples
     --------

@@ -202,7 +202,8 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     TypeError
         If ``model`` is not a TDRModel, ``image`` is not an image, ``R`` is not a
         number, an array of numbers, a Quantity or a NoiseMultiple,
-        ``fine_tune_steps``, ``n_predictions``, ``tile_size`` or ``seed`` is not an integer (bools and strings included),
+        ``fine_tune_steps``, ``n_predictions``, ``tile_size`` or ``seed`` is not an
+        integer (bools and strings included),
         ``calibrate`` or ``refine`` is not True or False, or ``add_keyword`` is of another kind.
     ValueError
         For an unknown ``method``, ``method="student"`` with a model without a
