@@ -103,7 +103,7 @@ def sharp_measures(initial, d, sigma):
 
 def sharp(args):
     train = CCDData.read(sharp_path(args.data, SHARP_TRAIN), hdu=1, unit="G")
-    model = model_for(args.models / "sharp_200.tdr", train, args.steps)
+    model = model_for(args.sharp_model or args.models / "sharp_200.tdr", train, args.steps)
     print(f"HMI SHARP, R = {SHARP_R:g} G (noise after in G, strong-field flux change in %, "
           "linear coefficient)")
     print(f"{'region':>22} {'R':>5} {'fill':>8} {'noise_G':>8} {'strong_%':>9} "
@@ -130,6 +130,9 @@ def main(argv=None):
     parser.add_argument("--models", type=Path, default=HERE / "results" / "models",
                         help="folder of the cached models (hst_200.tdr, sharp_200.tdr)")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--sharp-model", type=Path, default=None,
+                        help="a model file trained on the SHARP training map, used "
+                             "instead of models/sharp_200.tdr")
     parser.add_argument("--only", choices=["hst", "sharp"], default=None)
     args = parser.parse_args(argv)
     args.models.mkdir(parents=True, exist_ok=True)
