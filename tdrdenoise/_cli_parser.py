@@ -10,7 +10,7 @@ from astropy import units as u
 
 from . import __version__
 from ._distil import METHODS
-from ._validate import check_seed
+from ._validate import FILLS, NoiseMultiple, check_seed
 from .model import (DEFAULT_DISTIL_STEPS, DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS,
                     DEFAULT_STEPS, DEFAULT_TILE_SIZE)
 
@@ -28,11 +28,13 @@ def parse_R(text):
     ----------
     text : str
         A number in the image unit (``"5"``), a number with a unit (``"5G"``,
-        ``"5 G"``, ``"0.3 ct/s"``), or ``"inf"`` (restore nothing).
+        ``"5 G"``, ``"0.3 ct/s"``), a multiple of the per-pixel noise (``"3sigma"``,
+        ``"3 sigma"``: three times the input's ``UNCERT`` extension where it has one,
+        else three times the model's noise estimate), or ``"inf"`` (restore nothing).
 
     Returns
     -------
-    float or `~astropy.units.Quantity`
+    float, `~astropy.units.Quantity` or `~tdrdenoise.restore.NoiseMultiple`
 
     Raises
     ------
@@ -48,8 +50,18 @@ def parse_R(text):
     <Quantity 0.3 ct / s>
     >>> parse_R("5"), parse_R("inf")
     (5.0, inf)
+    >>> parse_R("3sigma")
+    NoiseMultiple(3.0)
     """
     text = str(text).strip()
+    if text.lower().endswith("sigma"):
+        number = text[:-5].strip()
+        try:
+            return NoiseMultiple(float(number) if number else 1.0)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"cannot read {text!r} as a multiple of the noise; write e.g. 3sigma "
+                "(zero or positive)") from None
     try:
         value = float(text)
     except ValueError:
@@ -58,7 +70,7 @@ def parse_R(text):
         except (TypeError, ValueError):
             raise argparse.ArgumentTypeError(
                 f"cannot read {text!r} as a number with an optional unit; write e.g. 5, "
-                "5G, '0.3 ct/s' or inf") from None
+                "5G, '0.3 ct/s', 3sigma or inf") from None
     number = value.value if isinstance(value, u.Quantity) else value
     if np.isnan(number) or number < 0:
         raise argparse.ArgumentTypeError(f"R must be zero or positive; got {text!r}")
@@ -129,6 +141,15 @@ def _shuffle_option(text):
     if text not in ("1", "2", "3", "4"):
         raise argparse.ArgumentTypeError(f"must be auto, 1, 2, 3 or 4; got {text!r}")
     return int(text)
+
+
+def _add_fill(parser):
+    parser.add_argument("--fill", choices=list(FILLS), default="initial",
+                        help="value of a restored pixel: initial (default: its initial "
+                             "value; --R 0 gives the input back exactly) or ambient (the "
+                             "mean of the denoised values of the unrestored pixels in "
+                             "the 5 x 5 window around it, its initial value when there "
+                             "are none; better for isolated outliers than for signal)")
 
 
 def build_parser():
@@ -203,7 +224,11 @@ def build_parser():
     p.add_argument("-R", "--R", dest="R", type=parse_R, default=np.inf, metavar="R",
                    help="restore threshold: pixels changed by more than R get their "
                         "initial value back. A number in the image unit (5), or with a "
-                        "unit (5G, '0.3 ct/s'); default: inf (restore nothing)")
+                        "unit (5G, '0.3 ct/s'), or a multiple of the per-pixel noise "
+                        "(3sigma: the input's UNCERT extension where it has one, else "
+                        "the model's noise estimate); default: inf (restore nothing; "
+                        "'tdrdenoise restore' can then try values of R in seconds)")
+    _add_fill(p)
     p.add_argument("-o", "--output-dir", default=None,
                    help="output folder (default: next to each input)")
     p.add_argument("--suffix", default="_tdr",
@@ -247,6 +272,38 @@ def build_parser():
     cluster.add_argument("--scheduler", default=None, metavar="ADDRESS",
                          help="spread the files over an existing dask cluster "
                               "(e.g. tcp://host:8786)")
+    add_common(p, suppress=True)
+
+    p = sub.add_parser(
+        "restore", help="apply another R (and fill) to a denoised file, in seconds",
+        description="Restore again, without the network: read a file written by "
+                    "'tdrdenoise denoise' with the default --R inf (or any FITS image of "
+                    "denoised values) and the input it was denoised from, give back "
+                    "their initial value to the pixels changed by more than R, and write "
+                    "the result atomically to OUTPUT in the same layout, with a TDRRESTO "
+                    "card recording R, the fill and the two files (and TDRRFRAC "
+                    "updated). Choosing R becomes a sweep of seconds. An existing "
+                    "OUTPUT is replaced only with --overwrite; the inputs never are.")
+    p.add_argument("denoised", metavar="DENOISED",
+                   help="the denoised FITS file (denoised with --R inf)")
+    p.add_argument("initial", metavar="INPUT", help="the FITS file it was denoised from")
+    p.add_argument("-R", "--R", dest="R", type=parse_R, required=True, metavar="R",
+                   help="restore threshold: a number in the image unit (5), with a unit "
+                        "(5G, '0.3 ct/s'), or a multiple of the per-pixel noise (3sigma: "
+                        "the input's UNCERT extension where it has one, else the noise of "
+                        "--model, else the noise measured on the input)")
+    _add_fill(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="the FITS file to write")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUTPUT if it exists (never DENOISED or INPUT)")
+    p.add_argument("-m", "--model", default=None,
+                   help="model file whose noise estimate gives sigma for --R 3sigma and "
+                        "the uncertainty of restored pixels when INPUT has no UNCERT "
+                        "extension (default: the noise measured on INPUT)")
+    p.add_argument("--hdu", type=hdu_option, default=None,
+                   help="HDU index or name of INPUT to read")
+    p.add_argument("--unit", default=None, help="unit of INPUT, overriding BUNIT")
     add_common(p, suppress=True)
 
     p = sub.add_parser(

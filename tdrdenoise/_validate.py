@@ -11,7 +11,8 @@ from astropy import units as u
 
 from ._containers import MIN_SIZE, scalar_in_unit
 
-__all__ = ["check_int", "check_seed", "check_threshold", "threshold_value",
+__all__ = ["check_int", "check_seed", "check_threshold", "threshold_value", "NoiseMultiple",
+           "check_fill", "FILLS",
            "check_denoise_options", "check_model_settings", "check_student_width",
            "SEED_LIMIT", "MAX_WIDTH", "MAX_STUDENT_WIDTH", "MAX_STUDENT_HEAD",
            "MAX_PATCH_SIZE", "MAX_BATCH_SIZE"]
@@ -127,29 +128,100 @@ def check_seed(seed, name="seed"):
     return number
 
 
-def check_threshold(R, name="R"):
-    """Check a restore threshold: a non-negative number or Quantity (``inf`` allowed).
+#: The ways a restored pixel can be filled (see :func:`tdrdenoise.restore`).
+FILLS = ("initial", "ambient")
 
-    The unit is not checked here (that needs the image); the value is returned as
-    given, a Quantity staying a Quantity.
+
+class NoiseMultiple:
+    """A restore threshold given as a multiple of the per-pixel noise (``--R 3sigma``).
+
+    :func:`~tdrdenoise.tdr_denoise` and :func:`~tdrdenoise.batch.denoise_files` turn it
+    into a per-pixel threshold for each image: ``factor`` times the image's own
+    uncertainty (a CCDData ``uncertainty``, the ``UNCERT`` extension of a FITS file)
+    where it has one, else ``factor`` times the model's noise estimate.
 
     Parameters
     ----------
-    R : float or `~astropy.units.Quantity`
-        The threshold.
+    factor : float
+        The number of noise sigmas (zero or positive; ``inf`` restores nothing).
+
+    Examples
+    --------
+    >>> from tdrdenoise.restore import NoiseMultiple
+    >>> NoiseMultiple(3)
+    NoiseMultiple(3.0)
+    >>> str(NoiseMultiple(2.5))
+    '2.5sigma'
+    """
+
+    def __init__(self, factor):
+        if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, numbers.Real):
+            raise TypeError(f"the factor of NoiseMultiple must be a number; got {factor!r}")
+        factor = float(factor)
+        if np.isnan(factor) or factor < 0:
+            raise ValueError(f"the factor of NoiseMultiple must be zero or positive; got "
+                             f"{factor}")
+        self.factor = factor
+
+    def __repr__(self):
+        return f"NoiseMultiple({self.factor!r})"
+
+    def __str__(self):
+        return f"{self.factor:g}sigma"
+
+    def __eq__(self, other):
+        return isinstance(other, NoiseMultiple) and other.factor == self.factor
+
+    def __hash__(self):
+        return hash(("NoiseMultiple", self.factor))
+
+
+def check_fill(fill):
+    """Check the ``fill`` option of the restore step: ``"initial"`` or ``"ambient"``.
+
+    Examples
+    --------
+    >>> from tdrdenoise._validate import check_fill
+    >>> check_fill("ambient")
+    'ambient'
+    >>> check_fill("mean")
+    Traceback (most recent call last):
+    ...
+    ValueError: fill must be 'initial' or 'ambient'; got 'mean'
+    """
+    if not isinstance(fill, str) or fill not in FILLS:
+        raise ValueError(f"fill must be 'initial' or 'ambient'; got {fill!r}")
+    return fill
+
+
+def check_threshold(R, name="R", noise_multiple=False):
+    """Check a restore threshold: a non-negative number or Quantity (``inf`` allowed),
+    or an array of them (one threshold per pixel).
+
+    The unit and the shape are not checked here (that needs the image); the value is
+    returned as given, a Quantity staying a Quantity.
+
+    Parameters
+    ----------
+    R : float, array-like or `~astropy.units.Quantity`
+        The threshold: a scalar, or an array with one value per pixel.
     name : str, optional
         The argument name, for the messages.
+    noise_multiple : bool, optional
+        Whether a :class:`NoiseMultiple` is accepted.
 
     Returns
     -------
-    float or `~astropy.units.Quantity`
+    float, ndarray, `~astropy.units.Quantity` or `NoiseMultiple`
 
     Raises
     ------
     TypeError
-        For a bool, a string, None, an array or another non-number.
+        For a bool, a string, None, an array that is not numeric or another
+        non-number.
     ValueError
-        For NaN or a negative value.
+        For NaN or a negative value (for arrays: negative values; NaN entries are
+        allowed, they restore their pixel).
 
     Examples
     --------
@@ -158,42 +230,101 @@ def check_threshold(R, name="R"):
     >>> from tdrdenoise._validate import check_threshold
     >>> check_threshold(5 * u.G), check_threshold(np.inf)
     (<Quantity 5. G>, inf)
-    >>> check_threshold("5")
+    >>> check_threshold("5")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    TypeError: R must be a number or a Quantity (e.g. 5 or 5 * u.G); got str '5'
+    TypeError: R must be a number, a Quantity (e.g. 5 or 5 * u.G) or an array of ... '5'
     """
-    what = "a number or a Quantity (e.g. 5 or 5 * u.G)"
+    what = "a number, a Quantity (e.g. 5 or 5 * u.G) or an array of the image's shape"
+    if isinstance(R, NoiseMultiple):
+        if noise_multiple:
+            return R
+        raise TypeError(f"{name}={R} (a multiple of the noise) needs the image's noise: "
+                        f"use tdr_denoise or denoise_files, or pass {name}="
+                        f"{R.factor:g} * ccd.uncertainty.array * ccd.unit")
     if isinstance(R, u.Quantity):
-        if not R.isscalar:
-            raise TypeError(f"{name} must be a scalar; got a Quantity of shape {R.shape}")
         value = R.value
-    elif isinstance(R, np.ndarray) and R.ndim == 0 and R.dtype.kind in "fiu":
-        value = R.item()
-    elif isinstance(R, (bool, np.bool_)) or not isinstance(R, numbers.Real):
+    elif isinstance(R, (bool, np.bool_, str, bytes)) or R is None:
         raise TypeError(f"{name} must be {what}; got {type(R).__name__} {R!r}")
-    else:
+    elif isinstance(R, numbers.Real):
         value = R
-    if np.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number (np.inf restores nothing); "
-                         f"got {R}")
+    else:
+        try:
+            value = np.asarray(R)
+        except Exception:  # noqa: BLE001 - anything numpy cannot read is the wrong kind
+            value = None
+        if value is None or value.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be {what}; got {type(R).__name__}")
+    if np.ndim(value) == 0:
+        if np.isnan(value) or value < 0:
+            raise ValueError(f"{name} must be a non-negative number (np.inf restores "
+                             f"nothing); got {R}")
+        return R
+    with np.errstate(invalid="ignore"):
+        negative = int(np.count_nonzero(np.asarray(value) < 0))
+    if negative:
+        raise ValueError(f"{name} must be zero or positive at every pixel; {negative} of its "
+                         f"{np.size(value)} values are negative")
     return R
 
 
-def threshold_value(R, unit, name="R"):
-    """A restore threshold as a float in ``unit``, checked by :func:`check_threshold`.
+def threshold_value(R, unit, name="R", shape=None):
+    """A restore threshold as a float, or a float array of ``shape``, in ``unit``.
+
+    Parameters
+    ----------
+    R : float, array-like or `~astropy.units.Quantity`
+        The threshold, checked by :func:`check_threshold`.
+    unit : `~astropy.units.UnitBase` or None
+        The image unit.
+    name : str, optional
+        The argument name, for the messages.
+    shape : tuple, optional
+        The image shape; an array ``R`` must have it (without it, only scalars are
+        accepted).
 
     Raises
     ------
     TypeError, ValueError
-        As :func:`check_threshold` (arrays: "must be a scalar").
+        As :func:`check_threshold`; ValueError also for an array of the wrong shape.
     astropy.units.UnitsError
         If the unit of ``R`` cannot be converted to ``unit`` (see
         :func:`~tdrdenoise._containers.scalar_in_unit`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy import units as u
+    >>> from tdrdenoise._validate import threshold_value
+    >>> threshold_value(np.full((2, 2), 5.0) * u.G, u.G, shape=(2, 2))
+    array([[5., 5.],
+           [5., 5.]])
+    >>> threshold_value(np.ones(3), u.G, shape=(2, 2))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: R has shape (3,) but the image has shape (2, 2); give R as a scalar or ...
     """
+    check_threshold(R, name)
     if np.ndim(R) == 0:
-        check_threshold(R, name)
-    return scalar_in_unit(R, unit, name)
+        return scalar_in_unit(R, unit, name)
+    if shape is None:
+        raise TypeError(f"{name} must be a scalar; got an array of shape {np.shape(R)}")
+    if tuple(np.shape(R)) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(np.shape(R))} but the image has shape "
+                         f"{tuple(shape)}; give {name} as a scalar or as an array of shape "
+                         f"{tuple(shape)}")
+    if isinstance(R, u.Quantity):
+        if unit is None:
+            if R.unit.physical_type != "dimensionless":
+                raise u.UnitsError(f"{name} has the unit '{R.unit}' but the image has none; "
+                                   f"give {name} as plain numbers or give the image a unit")
+            return np.array(R.to_value(u.dimensionless_unscaled), dtype=float)
+        try:
+            return np.array(R.to_value(unit), dtype=float)
+        except u.UnitConversionError as exc:
+            raise u.UnitsError(f"{name} (unit '{R.unit}') cannot be converted to the image "
+                               f"unit '{unit}'") from exc
+    return np.array(R, dtype=float)
 
 
 def check_flag(value, name):
@@ -214,12 +345,13 @@ def check_flag(value, name):
     return bool(value)
 
 
-def check_denoise_options(R, options):
+def check_denoise_options(R, options, noise_multiple=True):
     """Check ``R`` and the count and seed options of ``tdr_denoise`` before any work.
 
     ``options`` may hold ``n_predictions``, ``tile_size``, ``fine_tune_steps``,
-    ``seed``, ``calibrate`` and ``refine`` (others are passed through). Returns a new dict with
-    the checked values in canonical form (Python ints and bools).
+    ``seed``, ``calibrate``, ``refine`` and ``fill`` (others are passed through).
+    Returns a new dict with the checked values in canonical form (Python ints and
+    bools).
 
     Examples
     --------
@@ -231,8 +363,10 @@ def check_denoise_options(R, options):
     ...
     ValueError: n_predictions must be an integer >= 1; got 2.9, which is not a whole number
     """
-    check_threshold(R, "R")
+    check_threshold(R, "R", noise_multiple=noise_multiple)
     options = dict(options)
+    if "fill" in options:
+        options["fill"] = check_fill(options["fill"])
     for name, low in COUNT_MINIMUM.items():
         if options.get(name) is not None:  # None: the method's default
             options[name] = check_int(options[name], name, minimum=low)

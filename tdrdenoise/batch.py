@@ -18,7 +18,7 @@ from astropy.table import Table
 from ._containers import cast_data, cast_problems, overflow_message
 from ._distil import resolve_method
 from ._progress import progress_bar
-from ._validate import check_denoise_options
+from ._validate import NoiseMultiple, check_denoise_options
 from .io import output_path, read_image, write_image
 from .model import TDRModel
 from .utils import (OutputClaimedError, TDRUserWarning, claim_output,
@@ -163,7 +163,7 @@ def _table(records, R):
                   dtype=[str, str, str, float, float, str])
     table["seconds"].unit = "s"
     status = list(table["status"])
-    table.meta.update({"R": str(R), "n_done": status.count("done"),
+    table.meta.update({"R": _describe_R(R), "n_done": status.count("done"),
                        "n_skipped": status.count("skipped"),
                        "n_failed": status.count("failed")})
     return table
@@ -206,9 +206,12 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         Input FITS files (a single name is one file).
     model : `~tdrdenoise.TDRModel`
         A trained model.
-    R : float or `~astropy.units.Quantity`, optional
+    R : float, array-like, `~astropy.units.Quantity` or `NoiseMultiple`, optional
         Restore threshold, zero or positive, in the unit of the images (a Quantity is
-        converted); ``np.inf`` restores nothing.
+        converted); ``np.inf`` (default) restores nothing. An array is one threshold
+        per pixel, for images of its shape; ``NoiseMultiple(k)`` is ``k`` times each
+        file's ``UNCERT`` extension where it has one, else ``k`` times the model's
+        noise estimate (the CLI's ``--R 3sigma``).
     output_dir : str or path-like, optional
         Output folder, created if needed. By default each output goes next to its
         input.
@@ -244,7 +247,7 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
     **denoise_kwargs
         Passed to :func:`~tdrdenoise.tdr_denoise`: ``method``, ``fine_tune_steps``,
         ``n_predictions``, ``seed``, ``tile_size``, ``calibrate``, ``refine``,
-        ``progress`` (of
+        ``fill`` (``"initial"`` or ``"ambient"``), ``progress`` (of
         each file's fine-tuning and prediction; default False).
 
     Returns
@@ -303,7 +306,7 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         raise TypeError(f"model must be a TDRModel; got {type(model).__name__}")
     model.check_fitted("denoise_files")
     allowed = {"method", "fine_tune_steps", "n_predictions", "seed", "tile_size",
-               "progress", "calibrate", "refine"}
+               "progress", "calibrate", "refine", "fill"}
     unknown = set(denoise_kwargs) - allowed
     if unknown:
         raise TypeError(f"denoise_files got unexpected argument(s) {sorted(unknown)}; "
@@ -332,7 +335,7 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
     opts = {"R": R, "hdu": hdu, "unit": unit, "overwrite": overwrite,
             "skip_existing": skip_existing, "inputs": inputs,
             "denoise_kwargs": denoise_kwargs, "dtype": dtype, "started": time.time(),
-            "R_is_zero": _is_zero(R)}
+            "R_is_zero": _is_zero(R) and denoise_kwargs.get("fill", "initial") == "initial"}
     bar = progress_bar(len(todo), "tdrdenoise files", progress)
     bar.unit = "file"
     try:
@@ -370,8 +373,19 @@ def _check_dtype(dtype):
 
 
 def _is_zero(R):
-    """Whether the threshold R (a number or a Quantity) is zero."""
-    return float(getattr(R, "value", R)) == 0
+    """Whether the threshold R (a number, an array, a Quantity or a NoiseMultiple) is
+    zero everywhere."""
+    if isinstance(R, NoiseMultiple):
+        return R.factor == 0
+    return bool(np.all(np.asarray(getattr(R, "value", R)) == 0))
+
+
+def _describe_R(R):
+    """R for the table's meta: as given, or ``array of shape (n, m)`` for arrays."""
+    if np.ndim(getattr(R, "value", R)) == 0:
+        return str(R)
+    unit = getattr(R, "unit", None)
+    return f"per-pixel array of shape {np.shape(R)}" + (f" in {unit}" if unit else "")
 
 
 def _prepare_folders(plan, output_dir, records):

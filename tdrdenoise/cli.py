@@ -1,9 +1,10 @@
-"""The ``tdrdenoise`` command: train, denoise, evaluate and demo from the shell.
+"""The ``tdrdenoise`` command: train, denoise, restore, evaluate and demo from the shell.
 
 Examples::
 
     tdrdenoise train obs1.fits -o model.tdr --steps 2000
     tdrdenoise denoise --model model.tdr obs2.fits obs3.fits --R "0.3 ct/s" --output-dir out/
+    tdrdenoise restore out/obs2_tdr.fits obs2.fits --R 3sigma --fill ambient -o obs2_R3.fits
     tdrdenoise evaluate obs2.fits out/obs2_tdr.fits --independent obs3.fits --plot fig.png
     tdrdenoise demo
 
@@ -147,7 +148,7 @@ def _save_or_rescue(model, path, overwrite, checkpoint):
 
 
 def _check_R(R, model):
-    if isinstance(R, u.Quantity) and model.unit is not None \
+    if isinstance(R, u.Quantity) and model is not None and model.unit is not None \
             and R.unit != u.dimensionless_unscaled:
         try:
             R.to(model.unit)
@@ -189,7 +190,7 @@ def _cmd_denoise(args):
             method=args.method, fine_tune_steps=args.fine_tune_steps,
             n_predictions=args.n_predictions,
             seed=args.seed, tile_size=args.tile_size, calibrate=args.calibrate,
-            refine=args.refine,
+            refine=args.refine, fill=args.fill,
             dtype=None if args.dtype == "input" else np.dtype(args.dtype))
     finally:
         if client is not None:
@@ -213,6 +214,26 @@ def _cmd_denoise(args):
         for row in table[table["status"] == "failed"]:
             print(f"  {row['input']}: {row['error']}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _cmd_restore(args):
+    from .restore_files import restore_file
+
+    noise = None
+    if args.model is not None:
+        from .io import read_image
+        from .model import TDRModel
+
+        model = TDRModel.load(args.model, device="cpu")
+        _check_R(args.R, model)
+        image = read_image(args.initial, hdu=args.hdu, unit=args.unit)
+        noise = model.noise_scale(model.unit_factor(image.unit, "INPUT"))
+    info = restore_file(args.denoised, args.initial, args.output, args.R, fill=args.fill,
+                        overwrite=args.overwrite, hdu=args.hdu, unit=args.unit, noise=noise)
+    _say(args, f"Restored {100 * info['restored_fraction']:.2f} % of the pixels (R = "
+               f"{info['R']}, fill = {args.fill}; raw-pixel noise: {info['noise']}).")
+    _say(args, f"Wrote {info['output']}")
     return 0
 
 
@@ -270,8 +291,8 @@ def _print_scores(table):
         print(f"  {name:<{width}}  {text}")
 
 
-_COMMANDS = {"train": _cmd_train, "denoise": _cmd_denoise, "evaluate": _cmd_evaluate,
-             "demo": _cmd_demo}
+_COMMANDS = {"train": _cmd_train, "denoise": _cmd_denoise, "restore": _cmd_restore,
+             "evaluate": _cmd_evaluate, "demo": _cmd_demo}
 
 
 def main(argv=None):

@@ -5,7 +5,7 @@ from ._containers import check_image, repack, unpack
 from ._distil import resolve_method
 from ._normalization import describe_noise, held_out, replaced_pixels
 from ._predict import DEFAULT_N_PREDICTIONS, refined_held
-from ._validate import check_denoise_options, threshold_value
+from ._validate import NoiseMultiple, check_denoise_options, threshold_value
 from .model import DEFAULT_FINE_TUNE_STEPS, DEFAULT_TILE_SIZE, TDRModel
 from .model_io import header_name
 from .restore import restore
@@ -17,10 +17,35 @@ RECORD_CARD = ("TDRDENOI", "tdr_denoise")
 FRACTION_CARD = ("TDRRFRAC", "tdr_restored_fraction")
 
 
-def _format_R(R, unit):
-    if np.isinf(R):
-        return "inf"
-    return f"{R:g} {unit}" if unit is not None else f"{R:g}"
+def _format_R(R, unit, given=None):
+    """R for the header record: ``5 G``, ``inf``, ``per-pixel 2.1..9.8 G`` (an array
+    ``R``), ``3sigma of the input uncertainty (per-pixel 2.1..9.8 G)``."""
+    def value(x):
+        if np.isinf(x):
+            return "inf"
+        return f"{x:g} {unit}" if unit is not None else f"{x:g}"
+    if np.ndim(R) == 0:
+        text = value(float(R))
+    else:
+        finite = np.asarray(R)[~np.isnan(R)]
+        low, high = (finite.min(), finite.max()) if finite.size else (np.nan, np.nan)
+        unit_text = f" {unit}" if unit is not None else ""
+        text = f"per-pixel {low:g}..{high:g}{unit_text}"
+    if isinstance(given, NoiseMultiple):
+        source = "the input uncertainty" if np.ndim(R) else "the model noise"
+        return f"{given} of {source} ({text})"
+    return text
+
+
+def _threshold(R, img, model, factor, unit):
+    """R in the image unit: a float, or an array of the image's shape (an array R,
+    or a NoiseMultiple: times the input's uncertainty, else the model's noise)."""
+    if not isinstance(R, NoiseMultiple):
+        return threshold_value(R, unit, shape=img.data.shape)
+    sigma = img.std_uncertainty
+    if sigma is None:
+        return R.factor * model.noise_scale(factor)
+    return R.factor * np.array(sigma, dtype=float)
 
 
 def _provenance(add_keyword, record, fraction):
@@ -50,7 +75,7 @@ def _provenance(add_keyword, record, fraction):
 def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
                 n_predictions=None, seed=None, tile_size=DEFAULT_TILE_SIZE,
                 progress=None, return_restored_mask=False, add_keyword=True,
-                calibrate=True, refine=True):
+                calibrate=True, refine=True, fill="initial"):
     """Denoise an image with a trained TDR model, then restore pixels changed by more than R.
 
     By default (``method="auto"`` with a model that has a student, as every model
@@ -61,7 +86,10 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     is fine-tuned for ``fine_tune_steps`` on a copy (the model you pass is never
     changed) and the denoised image is the mean of ``n_predictions`` Monte-Carlo
     dropout passes. Finally every pixel with ``|denoised - initial| > R`` gets its
-    initial value back (see :func:`~tdrdenoise.restore`).
+    initial value back, or with ``fill="ambient"`` the mean of its unrestored
+    neighbours (see :func:`~tdrdenoise.restore`). ``R`` is one threshold, one per
+    pixel (an array), or a multiple of the per-pixel noise
+    (:class:`~tdrdenoise.restore.NoiseMultiple`).
 
     The input is never modified. The output is of the same kind as the input:
 
@@ -79,8 +107,10 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         input has none, the model's noise estimate for restored pixels (they are raw
         data) and NaN for invalid ones;
       * ``meta`` gains, ccdproc-style, a card ``TDRDENOI`` (pointed to by
-        ``HIERARCH TDR_DENOISE`` in FITS headers) with R, the model and the method
-        (``method=student``, or the ensemble's settings), and ``TDRRFRAC``, the
+        ``HIERARCH TDR_DENOISE`` in FITS headers) with R (for a per-pixel R its
+        range, ``R=per-pixel 2.1..9.8 G``), the model and the method
+        (``method=student``, or the ensemble's settings; ``fill=ambient`` when
+        given), and ``TDRRFRAC``, the
         fraction of the valid pixels that were restored (see ``add_keyword``). Maps
         also get a ``history`` line.
 
@@ -106,10 +136,14 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     model : TDRModel
         A trained model (from :meth:`TDRModel.fit` or :meth:`TDRModel.load`), for
         images of the same kind and unit.
-    R : float or `~astropy.units.Quantity`, optional
+    R : float, array-like, `~astropy.units.Quantity` or `NoiseMultiple`, optional
         Restore threshold in the image unit (a Quantity is converted; an image
-        without a unit is taken to be in the model's unit). ``np.inf`` (default)
-        restores nothing, ``0`` returns the input values.
+        without a unit is taken to be in the model's unit): one number, or an
+        array of the image's shape with one threshold per pixel (e.g.
+        ``3 * ccd.uncertainty.array * ccd.unit``), or ``NoiseMultiple(k)``: ``k``
+        times the input's uncertainty where it has one, else ``k`` times the
+        model's noise estimate. ``np.inf`` (default) restores nothing, ``0``
+        returns the input values (with ``fill="initial"``).
     method : {"auto", "student", "ensemble"}, optional
         ``"student"``: one pass of the distilled student (fast; a 4096 x 4096 image
         in under a minute on two CPU cores, half of it the Wiener refinement).
@@ -149,6 +183,12 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         <wiener-refinement>`): the observation comes back, frequency by frequency,
         wherever the network's estimate shows structure above the noise. False
         records ``refine=False`` in ``TDRDENOI``.
+    fill : {"initial", "ambient"}, optional
+        The value of a restored pixel (see :func:`~tdrdenoise.restore`): its
+        initial value (default), or the mean of the denoised values of the valid,
+        unrestored pixels in the 5 x 5 window around it (its initial value when
+        there are none), recorded as ``fill=ambient`` in ``TDRDENOI``. The
+        uncertainty of restored pixels is the raw pixel's with either fill.
 
     Returns
     -------
@@ -161,14 +201,16 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     ------
     TypeError
         If ``model`` is not a TDRModel, ``image`` is not an image, ``R`` is not a
-        scalar number or Quantity, ``fine_tune_steps``, ``n_predictions``,
-        ``tile_size`` or ``seed`` is not an integer (bools and strings included),
+        number, an array of numbers, a Quantity or a NoiseMultiple,
+        ``fine_tune_steps``, ``n_predictions``, ``tile_size`` or ``seed`` is not an
+        integer (bools and strings included),
         ``calibrate`` or ``refine`` is not True or False, or ``add_keyword`` is of another kind.
     ValueError
         For an unknown ``method``, ``method="student"`` with a model without a
         student or with ``n_predictions`` or ``fine_tune_steps``; for negative or
-        NaN ``R``, counts that are not whole numbers or below their
-        minimum (``n_predictions`` and ``tile_size`` at least 1, ``fine_tune_steps``
+        NaN ``R`` (an array ``R`` with negative values or of another shape than
+        the image), an unknown ``fill``, counts that are not whole numbers or below
+        their minimum (``n_predictions`` and ``tile_size`` at least 1, ``fine_tune_steps``
         at least 0), a ``seed`` outside ``0 <= seed < 2**63``, images too small or
         all-invalid images.
     RuntimeError
@@ -205,7 +247,9 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     model.check_fitted("tdr_denoise")
     options = check_denoise_options(R, {
         "fine_tune_steps": fine_tune_steps, "n_predictions": n_predictions,
-        "tile_size": tile_size, "seed": seed, "calibrate": calibrate, "refine": refine})
+        "tile_size": tile_size, "seed": seed, "calibrate": calibrate, "refine": refine,
+        "fill": fill})
+    fill = options["fill"]
     fine_tune_steps, n_predictions, tile_size, seed, calibrate, refine = (
         options[name] for name in ("fine_tune_steps", "n_predictions", "tile_size", "seed",
                                    "calibrate", "refine"))
@@ -219,7 +263,7 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     factor = model.unit_factor(img.unit, "image")  # unit mismatch fails before any work
     # an image without a unit is taken to be in the model's unit
     unit = img.unit if img.unit is not None else model.unit
-    threshold = threshold_value(R, unit)
+    threshold = _threshold(R, img, model, factor, unit)
     if not (add_keyword is None or isinstance(add_keyword, (bool, str, dict))):
         _provenance(add_keyword, "", 0.0)  # a bad kind fails before any work
     z, seen, extreme, impulse = model.network_input(img.data, img.invalid, factor)
@@ -235,7 +279,9 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     # the refinement's the bright pixels held out of the network
     refined = refined_held(held, seen, mean)
     valid = replaced_pixels(model.normalization, seen, impulse) | refined
-    restored, restored_mask = restore(img.data, mean, threshold)
+    # pixels the network did not replace are no neighbours for fill="ambient"
+    restored, restored_mask = restore(img.data, np.where(valid, mean, np.nan), threshold,
+                                      fill=fill)
     restored_mask &= valid
     data = np.where(valid, restored, img.data)
     if np.array_equal(data, img.data, equal_nan=True):  # e.g. R=0: the input, in its dtype
@@ -264,7 +310,9 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
             settings += ", calibrate=False"
         if not refine:
             settings += ", refine=False"
-        record = (f"R={_format_R(threshold, unit)}, model={name}, "
+        if fill != "initial":
+            settings += f", fill={fill}"
+        record = (f"R={_format_R(threshold, unit, R)}, model={name}, "
                   f"fingerprint={model.fingerprint}, {settings}, "
                   f"{describe_noise(model.normalization, short=True)}")
         provenance = _provenance(add_keyword, record, fraction)

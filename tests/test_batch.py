@@ -473,3 +473,46 @@ def test_model_payload_round_trip(model, model_path):
         assert batch._worker_model(payload, "cpu") is back  # rebuilt only once
     finally:
         batch._WORKER_MODELS.clear()
+
+
+def test_noise_multiple_per_file_and_ambient(model, tmp_path):
+    """Issue 25: --R 3sigma is each file's UNCERT where it has one, else the model's
+    noise; fill reaches tdr_denoise and its record."""
+    from tdrdenoise.restore import NoiseMultiple
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    plain = write_frame(raw / "plain.fits", 1)
+    with_unc = raw / "with_unc.fits"
+    ccd = CCDData.read(write_frame(raw / "tmp.fits", 2))
+    ccd.uncertainty = np.full(ccd.shape, 0.25, np.float32)
+    ccd.write(with_unc)
+    table = denoise_files([str(plain), str(with_unc)], model, R=NoiseMultiple(2),
+                          output_dir=tmp_path / "out", progress=False, fill="ambient",
+                          **FAST)
+    assert list(table["status"]) == ["done", "done"], list(table["error"])
+    assert table.meta["R"] == "2sigma"
+    sigma = model.noise_scale()
+    headers = [fits.getheader(p) for p in table["output"]]
+    assert f"R=2sigma of the model noise ({2 * sigma:g} adu)" in headers[0]["TDRDENOI"]
+    assert "R=2sigma of the input uncertainty (per-pixel 0.5..0.5 adu)" in \
+        headers[1]["TDRDENOI"]
+    assert all("fill=ambient" in h["TDRDENOI"] for h in headers)
+
+
+def test_per_pixel_array_R(model, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    frame = write_frame(raw / "f.fits", 3)
+    R = np.full((40, 48), 0.5) * u.adu
+    table = denoise_files([str(frame)], model, R=R, output_dir=tmp_path / "out",
+                          progress=False, **FAST)
+    assert table["status"][0] == "done"
+    assert table.meta["R"] == "per-pixel array of shape (40, 48) in adu"
+    ref = denoise_files([str(frame)], model, R=0.5 * u.adu, output_dir=tmp_path / "ref",
+                        progress=False, **FAST)
+    np.testing.assert_array_equal(fits.getdata(table["output"][0]),
+                                  fits.getdata(ref["output"][0]))
+    wrong = denoise_files([str(frame)], model, R=np.ones((3, 3)) * u.adu,
+                          output_dir=tmp_path / "wrong", progress=False, **FAST)
+    assert wrong["status"][0] == "failed"
+    assert "R has shape (3, 3) but the image has shape (40, 48)" in wrong["error"][0]

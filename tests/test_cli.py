@@ -15,6 +15,7 @@ from astropy.io import fits
 
 from tdrdenoise import cli
 from tdrdenoise.cli import main, parse_R
+from tdrdenoise.restore import NoiseMultiple
 
 TINY = ["--device", "cpu", "--seed", "0"]
 FAST = ["--fine-tune-steps", "1", "--n-predictions", "2"]
@@ -45,14 +46,17 @@ def trained(tmp_path_factory):
 
 @pytest.mark.parametrize("text, expected", [
     ("5", 5.0), ("5G", 5 * u.G), ("5 G", 5 * u.G), ("0.3 ct/s", 0.3 * u.ct / u.s),
-    ("inf", np.inf), (" 2.5e-1 ", 0.25), ("0", 0.0)])
+    ("inf", np.inf), (" 2.5e-1 ", 0.25), ("0", 0.0),
+    ("3sigma", NoiseMultiple(3)), ("2.5 sigma", NoiseMultiple(2.5)),
+    ("sigma", NoiseMultiple(1)), ("0SIGMA", NoiseMultiple(0))])
 def test_parse_R(text, expected):
     value = parse_R(text)
     assert type(value) is type(expected)
     assert value == expected
 
 
-@pytest.mark.parametrize("text", ["abc", "-1", "-1 G", "nan", "5 furlongs"])
+@pytest.mark.parametrize("text", ["abc", "-1", "-1 G", "nan", "5 furlongs", "-3sigma",
+                                  "xsigma", "nansigma"])
 def test_parse_R_errors(text):
     with pytest.raises(argparse.ArgumentTypeError):
         parse_R(text)
@@ -304,7 +308,9 @@ def test_quiet_on_every_command():
         assert "--quiet" in sub._option_string_actions, name
         assert sub.parse_args(([] if name in ("demo",) else {
             "train": ["i.fits", "-o", "m.tdr"], "denoise": ["-m", "m.tdr", "f.fits"],
-            "evaluate": ["a.fits", "b.fits"]}[name]) + ["--quiet"]).quiet
+            "evaluate": ["a.fits", "b.fits"],
+            "restore": ["d.fits", "i.fits", "--R", "1", "-o", "o.fits"]}[name])
+            + ["--quiet"]).quiet
 
 
 def test_output_dir_is_a_file(trained, capsys, tmp_path):
@@ -518,3 +524,116 @@ def test_concurrent_cli_runs(trained, tmp_path):
                  if line.strip().startswith("done ")]
     assert sorted(done) == sorted(inputs)  # each file denoised exactly once
     assert sorted(os.listdir(out_dir)) == [f"obs{i}_tdr.fits" for i in range(6)]
+
+
+# ------------------------------------------------------------------ issue 25
+@pytest.fixture(scope="module")
+def denoised_inf(trained, tmp_path_factory):
+    """(denoised file at R=inf, its input) from 'tdrdenoise denoise'."""
+    folder, model, frames = trained
+    out = tmp_path_factory.mktemp("inf")
+    assert main(["denoise", "--model", model, frames[1], "-o", str(out), "--quiet"]
+                + TINY + FAST) == 0
+    return str(out / "obs2_tdr.fits"), frames[1]
+
+
+def test_denoise_sigma_and_fill(trained, tmp_path):
+    folder, model, frames = trained
+    assert main(["denoise", "--model", model, frames[1], "--R", "2sigma", "--fill",
+                 "ambient", "-o", str(tmp_path), "--quiet"] + TINY + FAST) == 0
+    header = fits.getheader(tmp_path / "obs2_tdr.fits")
+    assert "R=2sigma of the model noise (" in header["TDRDENOI"]
+    assert "fill=ambient" in header["TDRDENOI"]
+
+
+@pytest.mark.parametrize("R, fill", [("0.3 ct/s", "initial"), ("0.3", "ambient"),
+                                     ("2sigma", "initial")])
+def test_restore_matches_denoise(trained, denoised_inf, tmp_path, R, fill):
+    """'restore' on the R=inf file gives what 'denoise --R' gives, without the network."""
+    folder, model, frames = trained
+    den, initial = denoised_inf
+    before = {p: open(p, "rb").read() for p in (den, initial)}
+    direct = tmp_path / "direct"
+    assert main(["denoise", "--model", model, initial, "--R", R, "--fill", fill,
+                 "-o", str(direct), "--quiet"] + TINY + FAST) == 0
+    out = str(tmp_path / "again.fits")
+    # --model: the noise of restored pixels (and sigma) is the model's, as in 'denoise'
+    assert main(["restore", den, initial, "--R", R, "--fill", fill, "-o", out, "--quiet",
+                 "--model", model]) == 0
+    with fits.open(direct / "obs2_tdr.fits") as a, fits.open(out) as b:
+        # float32 files: the same values to float32 rounding
+        np.testing.assert_allclose(b[0].data, a[0].data, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(b["MASK"].data, a["MASK"].data)
+        np.testing.assert_allclose(b["UNCERT"].data, a["UNCERT"].data, rtol=1e-6, atol=1e-6)
+        assert b[0].header["TDRRFRAC"] == pytest.approx(a[0].header["TDRRFRAC"], abs=1e-6)
+        record = b[0].header["TDRRESTO"]
+        assert f"fill={fill}" in record and "denoised=obs2_tdr.fits" in record
+        assert "input=obs2.fits" in record
+        assert b[0].header["HIERARCH TDR_RESTORE"] == "TDRRESTO"
+        assert b[0].header["OBJECT"] == "NGC 1365"
+    assert {p: open(p, "rb").read() for p in (den, initial)} == before
+
+
+def test_restore_R0_is_the_input(denoised_inf, tmp_path, capsys):
+    den, initial = denoised_inf
+    out = str(tmp_path / "r0.fits")
+    assert main(["restore", den, initial, "--R", "0", "-o", out]) == 0
+    assert "Restored 100.00 % of the pixels" in capsys.readouterr().out
+    data = fits.getdata(out)
+    source = fits.getdata(initial)
+    assert data.dtype == source.dtype
+    np.testing.assert_array_equal(data, source)
+
+
+def test_restore_sigma_from_uncert_extension(denoised_inf, tmp_path, capsys):
+    from astropy.nddata import CCDData
+    den, initial = denoised_inf
+    ccd = CCDData.read(initial)
+    ccd.uncertainty = np.full(ccd.shape, 0.1, np.float32)
+    with_unc = str(tmp_path / "with_unc.fits")
+    ccd.write(with_unc)
+    out = str(tmp_path / "s.fits")
+    assert main(["restore", den, with_unc, "--R", "3sigma", "-o", out]) == 0
+    assert "the input uncertainty" in capsys.readouterr().out
+    record = fits.getheader(out)["TDRRESTO"]
+    assert "R=3sigma of the input uncertainty (per-pixel 0.3..0.3 ct / s)" in record
+    ref = str(tmp_path / "ref.fits")
+    assert main(["restore", den, initial, "--R", "0.3 ct/s", "-o", ref, "--quiet"]) == 0
+    np.testing.assert_array_equal(fits.getdata(out, "MASK"), fits.getdata(ref, "MASK"))
+    # without UNCERT nor --model: the noise measured on the input
+    assert main(["restore", den, initial, "--R", "3sigma", "-o", str(tmp_path / "m.fits")]) == 0
+    assert "the noise measured on the input" in capsys.readouterr().out
+
+
+def test_restore_refusals(denoised_inf, trained, tmp_path, capsys):
+    folder, model, frames = trained
+    den, initial = denoised_inf
+    out = str(tmp_path / "o.fits")
+    assert main(["restore", den, initial, "--R", "0.3", "-o", out, "--quiet"]) == 0
+    first = open(out, "rb").read()
+    # an existing output is kept without --overwrite
+    assert main(["restore", den, initial, "--R", "0.1", "-o", out]) == 1
+    assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert open(out, "rb").read() == first
+    assert main(["restore", den, initial, "--R", "0.1", "-o", out, "--overwrite",
+                 "--quiet"]) == 0
+    assert open(out, "rb").read() != first
+    # never its inputs, even with --overwrite
+    for target in (den, initial):
+        assert main(["restore", den, initial, "--R", "0.1", "-o", target,
+                     "--overwrite"]) == 1
+        assert "it is an input file" in capsys.readouterr().err
+    # a file restored already cannot be restored with another R
+    assert main(["restore", out, initial, "--R", "0.5", "-o", str(tmp_path / "x.fits")]) == 1
+    err = capsys.readouterr().err
+    assert "was restored already (R=0.1 ct / s)" in err and "R=inf" in err
+    # shapes, units, R
+    other = write_frame(tmp_path / "small.fits", 5, shape=(20, 20))
+    assert main(["restore", den, other, "--R", "0.1", "-o", str(tmp_path / "y.fits")]) == 1
+    assert "has shape (40, 40) but" in capsys.readouterr().err
+    assert main(["restore", den, initial, "--R", "5G", "-o", str(tmp_path / "z.fits")]) == 1
+    assert "cannot be converted" in capsys.readouterr().err
+    assert main(["restore", den, initial, "--R", "-1", "-o", str(tmp_path / "z.fits")]) == 2
+    assert main(["restore", den, initial, "--R", "1", "--fill", "mean", "-o",
+                 str(tmp_path / "z.fits")]) == 2
+    assert not os.path.exists(tmp_path / "z.fits")

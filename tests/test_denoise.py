@@ -265,6 +265,8 @@ def test_bad_R(noisy, unit_model, R, error, match):
     ({"seed": 2**70}, ValueError, "^seed must be an integer with 0 <= seed < 2"),
     ({"seed": 1.5}, ValueError, "^seed must be an integer"),
     ({"seed": "0"}, TypeError, "^seed must be an integer"),
+    ({"fill": "mean"}, ValueError, "^fill must be 'initial' or 'ambient'"),
+    ({"R": np.array([1.0, -1.0])}, ValueError, "^R must be zero or positive at every pixel"),
 ])
 def test_bad_options_fail_before_any_work(unit_model, option, error, match):
     """Each option is checked, and named, before the image is even looked at."""
@@ -321,3 +323,77 @@ def test_active_regions_keep_their_strong_field_flux():
         assert strong.sum() > 100 and abs(change) <= 0.02, (name, change)
         # the noise is removed: the noise level falls by at least a third
         assert noise_level(d, 20.0)[0] < 0.67 * sigma, name
+
+
+# ------------------------------------------------------------------ issue 25: R per pixel, fill
+def test_per_pixel_R_array(noisy, unit_model):
+    ccd = make_ccd(noisy)
+    scalar, m_scalar = tdr_denoise(ccd, unit_model, R=0.2 * u.G, return_restored_mask=True,
+                                   **FAST)
+    R = np.full(noisy.shape, 0.2)
+    R[:, : noisy.shape[1] // 2] = np.inf  # left half: nothing restored
+    out, restored = tdr_denoise(ccd, unit_model, R=R * u.G, return_restored_mask=True, **FAST)
+    half = noisy.shape[1] // 2
+    assert not restored[:, :half].any()
+    np.testing.assert_array_equal(restored[:, half:], m_scalar[:, half:])
+    np.testing.assert_array_equal(out.data[:, half:], scalar.data[:, half:])
+    assert "R=per-pixel 0.2..inf G" in out.meta["TDRDENOI"]
+    np.testing.assert_array_equal(ccd.data, noisy)  # input not modified
+
+
+def test_per_pixel_R_wrong_shape(noisy, unit_model):
+    with pytest.raises(ValueError, match=r"R has shape \(3, 4\) but the image has shape "
+                                         rf"\({noisy.shape[0]}, {noisy.shape[1]}\)"):
+        tdr_denoise(CCDData(noisy, unit="G"), unit_model, R=np.ones((3, 4)) * u.G, **FAST)
+
+
+def test_noise_multiple_uses_the_input_uncertainty(noisy, unit_model):
+    from tdrdenoise.restore import NoiseMultiple
+    ccd = make_ccd(noisy)  # uncertainty 0.3 G everywhere
+    a = tdr_denoise(ccd, unit_model, R=0.6 * u.G, **FAST)
+    b = tdr_denoise(ccd, unit_model, R=NoiseMultiple(2), **FAST)
+    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(a.mask, b.mask)
+    assert "R=2sigma of the input uncertainty (per-pixel 0.6..0.6 G)" in b.meta["TDRDENOI"]
+
+
+def test_noise_multiple_falls_back_to_the_model_noise(noisy, unit_model):
+    from tdrdenoise.restore import NoiseMultiple
+    sigma = unit_model.noise_scale()
+    a = tdr_denoise(CCDData(noisy, unit="G"), unit_model, R=1.5 * sigma * u.G, **FAST)
+    b = tdr_denoise(CCDData(noisy, unit="G"), unit_model, R=NoiseMultiple(1.5), **FAST)
+    np.testing.assert_array_equal(a.data, b.data)
+    assert f"R=1.5sigma of the model noise ({1.5 * sigma:g} G)" in b.meta["TDRDENOI"]
+
+
+def test_fill_ambient(noisy, unit_model):
+    from tdrdenoise.restore import ambient_values
+    ccd = make_ccd(noisy)
+    ccd.data[3, 4] = 1e6  # masked: neither restored nor a neighbour
+    plain, m_plain = tdr_denoise(ccd, unit_model, R=0.2 * u.G, return_restored_mask=True,
+                                 **FAST)
+    denoised = tdr_denoise(ccd, unit_model, R=np.inf, **FAST)
+    out, restored = tdr_denoise(ccd, unit_model, R=0.2 * u.G, fill="ambient",
+                                return_restored_mask=True, **FAST)
+    # the same pixels are restored and masked; only their values differ
+    np.testing.assert_array_equal(restored, m_plain)
+    np.testing.assert_array_equal(out.mask, plain.mask)
+    np.testing.assert_array_equal(out.data[~restored], plain.data[~restored])
+    usable = ~restored & ~ccd.mask
+    expected = ambient_values(denoised.data, usable, ccd.data)
+    np.testing.assert_allclose(out.data[restored], expected[restored], rtol=1e-6)
+    assert out.data[3, 4] == 1e6
+    assert "fill=ambient" in out.meta["TDRDENOI"]
+    assert "fill=" not in plain.meta["TDRDENOI"]
+    np.testing.assert_array_equal(ccd.data[~ccd.mask], noisy[~ccd.mask])
+
+
+def test_fill_R0(noisy, tiny_model):
+    image = noisy.astype(np.float32)
+    out = tdr_denoise(image, tiny_model, R=0, fill="initial", **FAST)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, image)
+    # the network changes every pixel: with R=0 no pixel is left to take a value
+    # from, and the ambient fill falls back to the initial values
+    ambient = tdr_denoise(image, tiny_model, R=0, fill="ambient", **FAST)
+    np.testing.assert_array_equal(ambient, image)

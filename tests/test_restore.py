@@ -3,6 +3,7 @@ import pytest
 from astropy import units as u
 
 from tdrdenoise import restore
+from tdrdenoise.restore import ambient_values
 
 
 @pytest.fixture
@@ -86,10 +87,123 @@ def test_threshold_not_a_number():
         restore(np.zeros(3), np.ones(3), "five")
 
 
-@pytest.mark.parametrize("R", [np.array([1.0, 2.0]), [1.0, 2.0] * u.G])
-def test_threshold_not_a_scalar(R):
-    with pytest.raises(TypeError, match="R must be a scalar; got an array of shape"):
-        restore(np.zeros(2) * u.G, np.ones(2) * u.G, R)
+# ------------------------------------------------------------------ per-pixel R
+@pytest.mark.parametrize("R", [np.array([1.0, 2.0]), [1.0, 2.0] * u.G, [[1.0, 2.0]]])
+def test_threshold_of_wrong_shape(R):
+    with pytest.raises(ValueError, match=r"R has shape \(.*\) but the image has shape "
+                                         r"\(3,\); give R as a scalar or as an array of "
+                                         r"shape \(3,\)"):
+        restore(np.zeros(3) * u.G, np.ones(3) * u.G, R)
+
+
+def test_per_pixel_threshold(pair):
+    initial, denoised = pair
+    R = np.random.default_rng(2).uniform(0, 10, initial.shape)
+    out, mask = restore(initial, denoised, R)
+    np.testing.assert_array_equal(mask, np.abs(denoised - initial) > R)
+    np.testing.assert_array_equal(out, np.where(mask, initial, denoised))
+    # the same as a scalar wherever R is that scalar
+    out5, mask5 = restore(initial, denoised, np.full(initial.shape, 5.0))
+    ref5, refmask5 = restore(initial, denoised, 5.0)
+    np.testing.assert_array_equal(out5, ref5)
+    np.testing.assert_array_equal(mask5, refmask5)
+
+
+def test_per_pixel_quantity_threshold_converted():
+    initial = np.zeros((2, 2)) * u.G
+    denoised = np.full((2, 2), 3.0) * u.G
+    R = np.array([[0.1, 0.5], [0.2, 0.25]]) * u.mT  # 1, 5, 2, 2.5 G
+    out, mask = restore(initial, denoised, R)
+    np.testing.assert_array_equal(mask, [[True, False], [True, True]])
+    np.testing.assert_array_equal(out.value, [[0.0, 3.0], [0.0, 0.0]])
+    with pytest.raises(u.UnitsError, match="cannot be converted to the image unit 'G'"):
+        restore(initial, denoised, np.ones((2, 2)) * u.s)
+
+
+def test_per_pixel_threshold_negative_and_nan():
+    with pytest.raises(ValueError, match="zero or positive at every pixel; 1 of its 3"):
+        restore(np.zeros(3), np.ones(3), np.array([1.0, -1.0, 2.0]))
+    out, mask = restore(np.zeros(3), np.ones(3), np.array([np.nan, 2.0, np.inf]))
+    np.testing.assert_array_equal(mask, [True, False, False])  # NaN restores its pixel
+    np.testing.assert_array_equal(out, [0.0, 1.0, 1.0])
+
+
+def test_per_pixel_zero_is_exact(pair):
+    initial, denoised = pair
+    out, _ = restore(initial.astype(np.float32), denoised, np.zeros(initial.shape))
+    np.testing.assert_array_equal(out, initial.astype(np.float32))
+
+
+def test_noise_multiple_needs_an_image():
+    from tdrdenoise.restore import NoiseMultiple
+    with pytest.raises(TypeError, match="needs the image's noise"):
+        restore(np.zeros(3), np.ones(3), NoiseMultiple(3))
+
+
+# ------------------------------------------------------------------ fill="ambient"
+def test_ambient_is_the_mean_of_unrestored_neighbours():
+    initial = np.zeros((7, 7))
+    denoised = np.arange(49.0).reshape(7, 7)
+    initial[3, 3] = 1000.0  # a cosmic ray the denoiser removed
+    denoised[3, 3] = 0.0
+    initial[1, 1] = denoised[1, 1] + 150.0  # a second restored pixel inside the window
+    out, mask = restore(initial, denoised, 100.0, fill="ambient")
+    assert mask.sum() == 2 and mask[3, 3] and mask[1, 1]
+    window = denoised[1:6, 1:6]
+    usable = ~mask[1:6, 1:6]
+    assert out[3, 3] == pytest.approx(window[usable].mean())
+    np.testing.assert_array_equal(out[~mask], denoised[~mask])
+
+
+def test_ambient_window_clipped_at_edges_and_fallback():
+    initial = np.zeros((6, 6))
+    denoised = np.ones((6, 6))
+    out, mask = restore(initial, denoised, 0.5, fill="ambient")
+    # every pixel restored: no unrestored neighbour, the initial value comes back
+    assert mask.all()
+    np.testing.assert_array_equal(out, initial)
+    denoised[0, 0] = 0.2  # unrestored corner: the only usable pixel of its neighbours
+    out, mask = restore(initial, denoised, 0.5, fill="ambient")
+    assert out[2, 2] == pytest.approx(0.2) and out[3, 3] == 0.0
+
+
+def test_ambient_keeps_nan_pixels_and_skips_them():
+    initial = np.zeros((5, 5))
+    denoised = np.full((5, 5), 0.1)
+    denoised[0, :] = np.nan
+    initial[2, 2] = 10.0
+    initial[4, 4] = np.nan
+    out, mask = restore(initial, denoised, 1.0, fill="ambient")
+    assert np.all(out[0] == 0.0)  # NaN denoised: the initial value
+    assert np.isnan(out[4, 4])  # NaN initial stays NaN
+    assert out[2, 2] == pytest.approx(0.1)
+
+
+def test_ambient_quantity_and_inputs_not_modified(pair):
+    initial, denoised = pair
+    i0, d0 = initial.copy(), denoised.copy()
+    out, mask = restore(initial * u.G, denoised * u.G, 5 * u.G, fill="ambient")
+    assert out.unit == u.G and mask.any()
+    assert np.all(np.abs(out.value[mask] - initial[mask]) > 0)
+    np.testing.assert_array_equal(initial, i0)
+    np.testing.assert_array_equal(denoised, d0)
+
+
+def test_ambient_zero_not_the_input_initial_zero_is(pair):
+    initial, denoised = pair
+    denoised = np.where(np.arange(initial.shape[1]) % 2 == 0, initial, denoised)
+    out, mask = restore(initial, denoised, 0, fill="ambient")
+    np.testing.assert_array_equal(mask, denoised != initial)
+    assert not np.array_equal(out, initial)
+    np.testing.assert_array_equal(out[mask], ambient_values(denoised, ~mask, initial)[mask])
+    out, _ = restore(initial, denoised, 0, fill="initial")
+    np.testing.assert_array_equal(out, initial)
+
+
+@pytest.mark.parametrize("fill", ["mean", None, "Ambient"])
+def test_bad_fill(fill):
+    with pytest.raises(ValueError, match="fill must be 'initial' or 'ambient'"):
+        restore(np.zeros(3), np.ones(3), 1.0, fill=fill)
 
 
 def test_shape_mismatch():
