@@ -254,7 +254,7 @@ def scalar_in_unit(value, unit, name):
         raise TypeError(f"{name} must be a number or a Quantity; got {value!r}") from exc
 
 
-def _insert_card(meta, key, value, long_name=None):
+def insert_card(meta, key, value, long_name=None):
     """Record ``value`` under ``key`` in ``meta`` the way ccdproc does.
 
     ``long_name`` (a step name longer than FITS allows) points to ``key`` through a
@@ -295,7 +295,7 @@ def repack(image, data, *, mask=None, std=None, provenance=None):
         return u.Quantity(data, image.unit, copy=False)
     meta = copy.deepcopy(original.meta) if original.meta is not None else {}
     for key, value, long_name in provenance or ():
-        _insert_card(meta, key, value, long_name)
+        insert_card(meta, key, value, long_name)
         if image.kind == "map":
             history = meta.get("history", "")
             meta["history"] = (history + "\n" if history else "") + \

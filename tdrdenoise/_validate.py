@@ -12,7 +12,7 @@ from astropy import units as u
 from ._containers import MIN_SIZE, scalar_in_unit
 
 __all__ = ["check_int", "check_seed", "check_threshold", "threshold_value", "NoiseMultiple",
-           "check_fill", "FILLS",
+           "check_fill", "FILLS", "format_threshold",
            "check_denoise_options", "check_model_settings", "check_student_width",
            "SEED_LIMIT", "MAX_WIDTH", "MAX_STUDENT_WIDTH", "MAX_STUDENT_HEAD",
            "MAX_PATCH_SIZE", "MAX_BATCH_SIZE"]
@@ -448,3 +448,23 @@ def check_student_width(value, name="student_width"):
         raise ValueError(f"{name} must be at most {MAX_STUDENT_WIDTH} (what a model file "
                          f"holds); got {number}")
     return number
+
+
+def format_threshold(R, unit, given=None):
+    """R for the header record: ``5 G``, ``inf``, ``per-pixel 2.1..9.8 G`` (an array
+    ``R``), ``3sigma of the input uncertainty (per-pixel 2.1..9.8 G)``."""
+    def value(x):
+        if np.isinf(x):
+            return "inf"
+        return f"{x:g} {unit}" if unit is not None else f"{x:g}"
+    if np.ndim(R) == 0:
+        text = value(float(R))
+    else:
+        finite = np.asarray(R)[~np.isnan(R)]
+        low, high = (finite.min(), finite.max()) if finite.size else (np.nan, np.nan)
+        unit_text = f" {unit}" if unit is not None else ""
+        text = f"per-pixel {low:g}..{high:g}{unit_text}"
+    if isinstance(given, NoiseMultiple):
+        source = "the input uncertainty" if np.ndim(R) else "the model noise"
+        return f"{given} of {source} ({text})"
+    return text

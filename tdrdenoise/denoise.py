@@ -5,7 +5,8 @@ from ._containers import check_image, repack, unpack
 from ._distil import resolve_method
 from ._normalization import describe_noise, held_out, replaced_pixels
 from ._predict import DEFAULT_N_PREDICTIONS, refined_held
-from ._validate import NoiseMultiple, check_denoise_options, threshold_value
+from ._validate import (NoiseMultiple, check_denoise_options, format_threshold,
+                        threshold_value)
 from .model import DEFAULT_FINE_TUNE_STEPS, DEFAULT_TILE_SIZE, TDRModel
 from .model_io import header_name
 from .restore import restore
@@ -15,26 +16,6 @@ __all__ = ["tdr_denoise"]
 #: The cards written by default: (key, long step name pointing to it in FITS headers).
 RECORD_CARD = ("TDRDENOI", "tdr_denoise")
 FRACTION_CARD = ("TDRRFRAC", "tdr_restored_fraction")
-
-
-def _format_R(R, unit, given=None):
-    """R for the header record: ``5 G``, ``inf``, ``per-pixel 2.1..9.8 G`` (an array
-    ``R``), ``3sigma of the input uncertainty (per-pixel 2.1..9.8 G)``."""
-    def value(x):
-        if np.isinf(x):
-            return "inf"
-        return f"{x:g} {unit}" if unit is not None else f"{x:g}"
-    if np.ndim(R) == 0:
-        text = value(float(R))
-    else:
-        finite = np.asarray(R)[~np.isnan(R)]
-        low, high = (finite.min(), finite.max()) if finite.size else (np.nan, np.nan)
-        unit_text = f" {unit}" if unit is not None else ""
-        text = f"per-pixel {low:g}..{high:g}{unit_text}"
-    if isinstance(given, NoiseMultiple):
-        source = "the input uncertainty" if np.ndim(R) else "the model noise"
-        return f"{given} of {source} ({text})"
-    return text
 
 
 def _threshold(R, img, model, factor, unit):
@@ -312,7 +293,7 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
             settings += ", refine=False"
         if fill != "initial":
             settings += f", fill={fill}"
-        record = (f"R={_format_R(threshold, unit, R)}, model={name}, "
+        record = (f"R={format_threshold(threshold, unit, R)}, model={name}, "
                   f"fingerprint={model.fingerprint}, {settings}, "
                   f"{describe_noise(model.normalization, short=True)}")
         provenance = _provenance(add_keyword, record, fraction)

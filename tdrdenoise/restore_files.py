@@ -11,10 +11,11 @@ import numpy as np
 from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from ._containers import _insert_card
+from ._containers import insert_card
 from ._noise import difference_noise
-from ._validate import NoiseMultiple, check_fill, check_threshold, threshold_value
-from .denoise import FRACTION_CARD, RECORD_CARD, _format_R
+from ._validate import (NoiseMultiple, check_fill, check_threshold, format_threshold,
+                        threshold_value)
+from .denoise import FRACTION_CARD, RECORD_CARD
 from .io import read_image, write_image
 from .restore import restore
 
@@ -178,10 +179,10 @@ def restore_file(denoised, initial, output, R, *, fill="initial", overwrite=Fals
     sigma, words = _noise(ini, invalid, noise)
     if isinstance(R, NoiseMultiple):
         threshold = R.factor * sigma
-        recorded = f"{R} of {words} ({_format_R(threshold, ini.unit)})"
+        recorded = f"{R} of {words} ({format_threshold(threshold, ini.unit)})"
     else:
         threshold = threshold_value(R, ini.unit, shape=ini.shape)
-        recorded = _format_R(threshold, ini.unit)
+        recorded = format_threshold(threshold, ini.unit)
     restored, restored_mask = restore(ini_data, np.where(held, np.nan, den_values),
                                       threshold, fill=fill)
     restored_mask &= ~held
@@ -201,8 +202,8 @@ def restore_file(denoised, initial, output, R, *, fill="initial", overwrite=Fals
     fraction = float(restored_mask.sum()) / n_valid
     record = (f"R={recorded}, fill={fill}, denoised={os.path.basename(inputs[0])}, "
               f"input={os.path.basename(inputs[1])}")
-    _insert_card(meta, RESTORE_CARD[0], record, RESTORE_CARD[1])
-    _insert_card(meta, FRACTION_CARD[0], round(fraction, 6), FRACTION_CARD[1])
+    insert_card(meta, RESTORE_CARD[0], record, RESTORE_CARD[1])
+    insert_card(meta, FRACTION_CARD[0], round(fraction, 6), FRACTION_CARD[1])
     result = CCDData(data, unit=ini.unit, mask=mask, uncertainty=unc, meta=meta,
                      wcs=den.wcs if den.wcs is not None else ini.wcs)
     write_image(result, output, overwrite=overwrite, inputs=inputs)

@@ -321,9 +321,15 @@ def test_check_threshold(R):
     assert check_threshold(R) is R
 
 
+def test_check_threshold_takes_per_pixel_arrays():
+    # per-pixel R (issue 25): arrays and array Quantities pass; their shape is checked
+    # against the image's by threshold_value
+    for R in ([1, 2], np.array([1.0, 2.0]), [1, 2] * u.G):
+        assert check_threshold(R) is R
+
+
 @pytest.mark.parametrize("R, error", [
-    (True, TypeError), ("5", TypeError), (None, TypeError), ([1, 2], TypeError),
-    (np.array([1.0, 2.0]), TypeError), ([1, 2] * u.G, TypeError), (-1, ValueError),
+    (True, TypeError), ("5", TypeError), (None, TypeError), (-1, ValueError),
     (np.nan, ValueError), (-1 * u.G, ValueError)])
 def test_check_threshold_errors(R, error):
     with pytest.raises(error, match="^R "):
