@@ -15,6 +15,12 @@ one per pixel for white noise. With correlated noise (a pixel-shuffled model) it
 differs from coefficient to coefficient and is measured on the image: the robust
 variance of each coefficient of the residual (observation minus pilot) over
 non-overlapping windows. Either is multiplied by :data:`NOISE_FACTOR`.
+
+The bright pixels held out of the network (sunspots, stars, galaxy cores) have no
+network estimate; given as ``held``, they are refined too, with the pilot there the
+observation with every DCT coefficient below :data:`HARD_THRESHOLD` noise sigmas set
+to zero (BM3D's first step without its block matching, :func:`hard_threshold`),
+computed on the windows that cover them only.
 """
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
