@@ -101,7 +101,7 @@ def image_statistics(data, invalid):
     return median, difference_noise(data, invalid)
 
 
-def choose_shuffle(data, invalid, pixel_shuffle="auto", impulsive=None):
+def choose_shuffle(data, invalid, pixel_shuffle="auto", impulsive=None, rho=None):
     """The pixel-shuffle stride for an image: 1, or 2 for noise correlated between
     neighbours (``"auto"``: :func:`neighbour_correlation` above
     :data:`CORRELATION_THRESHOLD`), 3 for strongly correlated noise (above
@@ -117,10 +117,12 @@ def choose_shuffle(data, invalid, pixel_shuffle="auto", impulsive=None):
     :func:`neighbour_correlation` see only the pixels it spared, whose differences are
     those of the smooth signal: an image with more than :data:`IMPULSE_FRACTION` of
     impulse pixels keeps stride 1. ``impulsive`` passes that test's answer when the
-    caller already has it (None: measure it here, when needed).
+    caller already has it (None: measure it here, when needed); ``rho`` likewise the
+    lag-3 :func:`neighbour_correlation` of the image.
     """
     if pixel_shuffle == "auto":
-        rho = neighbour_correlation(data, invalid, far=3)
+        if rho is None:
+            rho = neighbour_correlation(data, invalid, far=3)
         if not rho > CORRELATION_THRESHOLD:
             return 1
         # Correlated noise reaches its decorrelated spread within two or three pixels,
@@ -231,14 +233,16 @@ def make_normalization(data, invalid, outlier_threshold=OUTLIER_THRESHOLD,
         bright_threshold = np.inf
         # spared pixels without white noise of their own have nothing to remove
         impulse_only = bool(white_fraction(data, invalid | impulses) < PURE_IMPULSE_WHITE)
+    # measured once: it chooses the stride and is shown by describe_noise
+    rho = neighbour_correlation(data, invalid, far=3)
     norm = {"transform": TRANSFORM, "median": median, "scale": float(scale),
             "outlier_threshold": float(outlier_threshold),
             "bright_threshold": float(bright_threshold),
             "pixel_shuffle": choose_shuffle(data, invalid, pixel_shuffle,
-                                            bool(impulse_noise)),
+                                            bool(impulse_noise), rho),
             "impulse_noise": bool(impulse_noise), "impulse_only": impulse_only,
             # what the detection measured (shown by describe_noise; not used after)
-            "noise_correlation": round(neighbour_correlation(data, invalid, far=3), 4),
+            "noise_correlation": round(rho, 4),
             "impulse_fraction": round(fraction, 5),
             "impulse_clustering": round(clustering, 4)}
     check_normalization(norm, "image")
