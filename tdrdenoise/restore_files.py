@@ -17,6 +17,7 @@ from ._validate import (NoiseMultiple, check_fill, check_threshold, format_thres
                         threshold_value)
 from .denoise import FRACTION_CARD, RECORD_CARD
 from .io import read_image, write_image
+from .model_io import header_name
 from .restore import restore
 
 __all__ = ["restore_file", "RESTORE_CARD"]
@@ -200,8 +201,9 @@ def restore_file(denoised, initial, output, R, *, fill="initial", overwrite=Fals
     meta = den.meta.copy()
     n_valid = max(int((~held).sum()), 1)
     fraction = float(restored_mask.sum()) / n_valid
-    record = (f"R={recorded}, fill={fill}, denoised={os.path.basename(inputs[0])}, "
-              f"input={os.path.basename(inputs[1])}")
+    # file names as the TDRDENOI record gives the model's: base name, printable ASCII
+    record = (f"R={recorded}, fill={fill}, denoised={header_name(inputs[0])}, "
+              f"input={header_name(inputs[1])}")
     insert_card(meta, RESTORE_CARD[0], record, RESTORE_CARD[1])
     insert_card(meta, FRACTION_CARD[0], round(fraction, 6), FRACTION_CARD[1])
     result = CCDData(data, unit=ini.unit, mask=mask, uncertainty=unc, meta=meta,

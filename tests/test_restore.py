@@ -209,3 +209,20 @@ def test_bad_fill(fill):
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="same shape"):
         restore(np.zeros(3), np.zeros(4), 1.0)
+
+
+def test_restore_file_records_ascii_names(tmp_path):
+    """Non-ASCII file names are escaped in the TDRRESTO record (as the model's name in
+    TDRDENOI is), instead of failing the write after the work."""
+    from astropy.nddata import CCDData
+
+    from tdrdenoise.restore_files import restore_file
+    folder = tmp_path / "données"
+    folder.mkdir()
+    CCDData(np.array([[0.0, 1.0], [10.0, 2.0]]), unit="adu").write(folder / "entrée.fits")
+    CCDData(np.array([[0.5, 1.0], [2.0, 2.0]]), unit="adu").write(folder / "débruité.fits")
+    info = restore_file(folder / "débruité.fits", folder / "entrée.fits",
+                        folder / "sortie.fits", 1 * u.adu)
+    record = CCDData.read(info["output"]).meta["TDRRESTO"]
+    assert "denoised=d\\xe9bruit\\xe9.fits" in record
+    assert "input=entr\\xe9e.fits" in record and "donn" not in record
