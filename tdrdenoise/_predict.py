@@ -12,7 +12,7 @@ from ._containers import check_image, unpack
 from ._calibration import calibrate as level_calibrate
 from ._distil import resolve_method, student_predict
 from ._ensemble import shuffled_ensemble
-from ._normalization import (held_out, inverse, inverse_std, noise_in_image_unit,
+from ._normalization import (held_out, inverse, inverse_std,
                              pure_impulse, replaced_pixels)
 from ._training import new_seed
 from ._validate import check_flag
@@ -45,7 +45,6 @@ def predict_image(model, image, *, method, n_predictions, seed, tile_size, progr
     valid = replaced_pixels(model.normalization, valid, impulse) | refined
     dtype = img.output_dtype
     mean = np.where(valid, mean, img.data).astype(dtype, copy=False)
-    std = np.where(refined, noise_in_image_unit(model.normalization, factor), std)
     std = np.where(valid, std, np.nan).astype(dtype, copy=False)
     if img.kind == "quantity":
         return u.Quantity(mean, img.unit), u.Quantity(std, img.unit)
@@ -90,7 +89,9 @@ def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predicti
         if calibrate:
             zm, zs = level_calibrate(z, zm, zs, valid)
         if refine:
-            zm = wiener_refine(z, zm, valid, model.stride, held=held)
+            zm, zvar = wiener_refine(z, zm, valid, model.stride, held=held, error=True)
+            # the refinement's error model where it ran (its estimate is returned)
+            zs = np.where(np.isfinite(zvar), np.sqrt(np.maximum(zvar, 0)), zs)
             refined = True
     if held is not None and not refined:
         zm = np.where(np.isfinite(held) & ~valid, np.nan, zm)

@@ -21,6 +21,20 @@ network estimate; given as ``held``, they are refined too, with the pilot there 
 observation with every DCT coefficient below :data:`HARD_THRESHOLD` noise sigmas set
 to zero (BM3D's first step without its block matching, :func:`hard_threshold`),
 computed on the windows that cover them only.
+
+With ``error=True`` :func:`refine` also returns the variance of the error of its
+estimate, the ``uncertainty`` of ``tdr_denoise``: the Wiener filter's own error model.
+In each window and coefficient the estimate ``G Y`` misses the signal the gain takes
+away, ``(1 - G)**2 X**2``, and keeps the noise it lets through, ``G**2 N``. The
+signal's power ``X**2`` is the pilot's (or, where the observation's coefficient is
+more than :data:`STRONG_COEFFICIENT` noise sigmas and above the pilot's, the
+observation's less the noise: structure the pilot smoothed away) times
+:data:`BIAS_FACTOR` (the pilot's power underestimates what it smoothed); ``N`` is the
+noise table times the local noise level (:func:`noise_profile`: noise that grows with
+the signal, as Poisson noise does). A window's pixels share the mean over its
+coefficients, and each pixel takes the weighted mean over the windows that cover it
+(with the weights of the estimate). Measured against the truth in
+``benchmarks/uncertainty.py``.
 """
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +61,27 @@ NOISE_FACTOR = 1.25
 HARD_THRESHOLD = 2.7
 #: Windows a residual needs for a per-coefficient noise table (else no refinement).
 MIN_WINDOWS = 64
+#: Factor on the pilot's power as the power of the signal that the gains take away
+#: (the error model of ``refine(..., error=True)``), for white noise and for a
+#: noise table measured on the image (correlated noise): the values that make the
+#: RMS error equal the RMS sigma on the synthetic frames (``benchmarks/uncertainty.py``;
+#: docs/uncertainty.rst).
+BIAS_FACTOR = 1.25
+BIAS_FACTOR_CORRELATED = 3.0
+#: A coefficient of the observation whose power exceeds this many times its noise
+#: variance (4 sigmas) and the pilot's is structure the pilot smoothed away: the error
+#: model takes its power less the noise as the signal's.
+STRONG_COEFFICIENT = 16.0
+#: The error model is computed on every ``ERROR_STEP``-th window along each axis
+#: (1 in 9 windows; each pixel is still covered by at least 16): it is smooth on the
+#: scale of a window, and the full grid would add half the refinement's time.
+ERROR_STEP = 3
+#: Level bins of :func:`noise_profile`.
+PROFILE_BINS = 32
+#: Pixels :func:`noise_profile` samples at most (about).
+PROFILE_SAMPLE = 2 ** 20
+#: Neighbour pairs a level bin of :func:`noise_profile` needs (else interpolated).
+PROFILE_MIN_PAIRS = 20
 #: Rows of window origins transformed at once (memory: about ``3 * 4 * ROWS * width *
 #: PATCH**2`` bytes per strip, two strips per thread in flight).
 ROWS = 16
@@ -83,7 +118,7 @@ def noise_table(residual, valid, k=PATCH):
     return (mad_std(coef, axis=0) ** 2).reshape(k, k)
 
 
-def refine(z, zm, valid, stride=1, k=PATCH, held=None):
+def refine(z, zm, valid, stride=1, k=PATCH, held=None, error=False):
     """The Wiener refinement of the pilot ``zm`` by the observation ``z`` (network units).
 
     Parameters
@@ -102,6 +137,9 @@ def refine(z, zm, valid, stride=1, k=PATCH, held=None):
         is the observation with every DCT coefficient below :data:`HARD_THRESHOLD`
         noise sigmas set to zero (:func:`hard_threshold`, BM3D's first step without
         its block matching), and they are refined too.
+    error : bool, optional
+        Return the error variance of the refined estimate too (see the module
+        docstring).
 
     Returns
     -------
@@ -109,6 +147,9 @@ def refine(z, zm, valid, stride=1, k=PATCH, held=None):
         The refined estimate; ``zm`` itself when the image is smaller than a window
         or, for ``stride`` > 1, too few windows measure the noise or it measures
         none. Pixels of ``held`` that could not be refined are NaN.
+    variance : ndarray of float32
+        Only with ``error``: the error variance of each refined pixel (network units
+        squared), NaN where nothing was refined.
     """
     h, w = zm.shape
     held_mask = None if held is None else np.isfinite(held) & ~valid
@@ -116,8 +157,10 @@ def refine(z, zm, valid, stride=1, k=PATCH, held=None):
         unrefined = np.where(held_mask, np.float32(np.nan), zm)
     else:
         held_mask, unrefined = None, zm
+    nothing = ((unrefined, np.full(zm.shape, np.nan, np.float32)) if error
+               else unrefined)
     if h < k or w < k:
-        return unrefined
+        return nothing
     pilot = np.asarray(zm, np.float32)
     obs = np.where(valid, z, pilot).astype(np.float32)
     if stride == 1:
@@ -125,7 +168,7 @@ def refine(z, zm, valid, stride=1, k=PATCH, held=None):
     else:
         noise = noise_table(obs - pilot, valid, k)
         if noise is None or not noise.max() > 0:  # nothing measured: nothing to do
-            return unrefined
+            return nothing
         noise = np.maximum(noise, 1e-6 * noise.max())
     noise = noise.astype(np.float32)
     use = valid
@@ -134,8 +177,76 @@ def refine(z, zm, valid, stride=1, k=PATCH, held=None):
         rough = hard_threshold(obs, noise, held_mask, k)
         pilot = np.where(held_mask, rough, pilot).astype(np.float32)
         use = valid | held_mask
-    out = _filter(obs, (NOISE_FACTOR * noise).astype(np.float32), k, pilot=pilot)
-    return np.where(use, out, zm)
+    if not error:
+        out = _filter(obs, (NOISE_FACTOR * noise).astype(np.float32), k, pilot=pilot)
+        return np.where(use, out, zm)
+    # the windows of the error model, and the noise level of each at its mean level
+    grid = (_grid(h - k + 1), _grid(w - k + 1))
+    level = np.ones((grid[0].size, grid[1].size), np.float32)
+    profile = noise_profile(obs, pilot, use, absolute=stride == 1)
+    if profile is not None:
+        means = box_sums(pilot, k)[np.ix_(*grid)] / (k * k)
+        level[:] = np.interp(means, *profile)
+    factor = BIAS_FACTOR if stride == 1 else BIAS_FACTOR_CORRELATED
+    out, var = _filter(obs, (NOISE_FACTOR * noise).astype(np.float32), k, pilot=pilot,
+                       error=(noise, level, factor, grid))
+    return np.where(use, out, zm), np.where(use, var, np.float32(np.nan))
+
+
+def _grid(n):
+    """Window origins of the error model along an axis of ``n`` origins: every
+    :data:`ERROR_STEP`-th and the last (so that every pixel has one)."""
+    grid = np.arange(0, n, ERROR_STEP)
+    return grid if grid[-1] == n - 1 else np.append(grid, n - 1)
+
+
+def noise_profile(obs, pilot, use, absolute=True):
+    """The noise variance as a function of the pilot's level.
+
+    The pixels of ``use`` fall in :data:`PROFILE_BINS` bins of equal counts of the
+    pilot's value; in each the variance of the differences of horizontal and vertical
+    neighbours of the residual ``obs - pilot`` that share the bin, halved, is the
+    noise variance (on about :data:`PROFILE_SAMPLE` pixels: every few rows and
+    columns of a large image). ``absolute``: in units of the variance of white noise
+    of unit variance; otherwise relative to the median bin (a noise table measured on
+    the image holds the level of the bulk).
+
+    Returns
+    -------
+    levels, variances : ndarray or None
+        The median pilot value of the bins with :data:`PROFILE_MIN_PAIRS` pairs or
+        more, increasing, and their noise variances (``np.interp(level, levels,
+        variances)`` for any level), or None when no bin has enough.
+    """
+    n = int(use.sum())
+    if n < 4 * PROFILE_BINS:
+        return None
+    step = max(1, int(np.sqrt(n / PROFILE_SAMPLE)))
+    values = pilot[use][::step * step]
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, PROFILE_BINS + 1)[1:-1]))
+    r = obs - pilot
+    sums = np.zeros(edges.size + 1)
+    counts = np.zeros(edges.size + 1)
+    for rows, cols, axis in ((slice(None, None, step), slice(None), 1),
+                             (slice(None), slice(None, None, step), 0)):
+        sub_use, sub_r = use[rows, cols], r[rows, cols]
+        index = np.digitize(pilot[rows, cols], edges)
+        index[~sub_use] = -1
+        a, b = ((index[:, :-1], index[:, 1:]) if axis == 1 else (index[:-1], index[1:]))
+        d = np.diff(sub_r, axis=axis).astype(np.float64)
+        pair = (a == b) & (a >= 0)
+        sums += np.bincount(a[pair], d[pair] ** 2, minlength=edges.size + 1)
+        counts += np.bincount(a[pair], minlength=edges.size + 1)
+    ok = counts >= PROFILE_MIN_PAIRS
+    if not ok.any():
+        return None
+    var = sums[ok] / counts[ok] / 2.0
+    if not absolute:
+        var = var / max(float(np.median(var)), 1e-30)
+    # each bin at its median level
+    index = np.digitize(values, edges)
+    levels = np.array([np.median(values[index == i]) for i in np.nonzero(ok)[0]])
+    return levels, var
 
 
 def hard_threshold(obs, noise, where, k=PATCH):
@@ -149,12 +260,17 @@ def hard_threshold(obs, noise, where, k=PATCH):
     return np.where(where, out, obs).astype(np.float32)
 
 
-def _filter(obs, noise, k, pilot=None, rows=None):
+def _filter(obs, noise, k, pilot=None, rows=None, error=None):
     """Sliding ``k`` x ``k`` DCT windows of ``obs``, one pixel apart, each filtered
     and averaged with BM3D's weights: the Wiener gains of ``pilot``, or without one
     the hard threshold (:data:`HARD_THRESHOLD`); ``rows``: the image rows whose
     estimate is needed (all when None; elsewhere the result is undefined).
-    ``noise``: the per-coefficient noise variance table."""
+    ``noise``: the per-coefficient noise variance table.
+
+    ``error`` (with a ``pilot``): ``(table, level, factor)``, the noise variance table
+    of the observation, the local noise level of each window (the shape of the window
+    origins) and the factor on the pilot's power; the error variance of the estimate
+    (the module docstring) is returned too."""
     h, w = obs.shape
     b = dct_matrix(k).astype(np.float32)
     floor = float(noise.mean())
@@ -176,16 +292,50 @@ def _filter(obs, noise, k, pilot=None, rows=None):
             pc *= pc
             gain = pc / (pc + noise)
         # BM3D's aggregation weight, at most that of one coefficient passed whole
-        weight = 1.0 / np.maximum((gain * gain * noise).sum(axis=(-2, -1)), floor)
-        return r0, (b.T @ (gain * yc) @ b) * weight[..., None, None], weight
+        passed = (gain * gain * noise).sum(axis=(-2, -1))
+        weight = 1.0 / np.maximum(passed, floor)
+        est = (b.T @ (gain * yc) @ b) * weight[..., None, None]
+        var = None
+        if error is not None:
+            table, level, factor, (rows, cols) = error
+            first, last = np.searchsorted(rows, [r0, r0 + est.shape[0]])
+            if first == last:
+                return r0, est, weight, None
+            pick = np.ix_(rows[first:last] - r0, cols)
+            lev = level[first:last]
+            g, pc, yc = gain[pick], pc[pick], yc[pick]
+            # the noise let through: sum(G**2 N) times the window's noise level
+            through = passed[pick] * lev * np.float32(1.0 / NOISE_FACTOR)
+            # the signal taken away: sum((1 - G)**2 X**2)
+            pc *= np.float32(factor)
+            yc *= yc
+            yc /= table  # the observation's power in noise variances of the table
+            strong = np.nonzero(yc > STRONG_COEFFICIENT * lev[..., None, None])
+            if strong[0].size:
+                excess = (yc[strong] - lev[strong[:2]]) * table[strong[2:]]
+                pc[strong] = np.maximum(pc[strong], excess)
+            g -= 1.0
+            g *= g
+            g *= pc
+            w_grid = weight[pick]
+            var = (first, (g.sum(axis=(-2, -1)) + through) * np.float32(1.0 / (k * k))
+                   * w_grid, w_grid)
+        return r0, est, weight, var
 
     num = np.zeros((h, w), np.float64)
     weights = np.zeros((h - k + 1, w - k + 1), np.float64)
+    if error is not None:  # on the grid of the error model
+        shape = (error[3][0].size, error[3][1].size)
+        variances, grid_weights = np.zeros(shape), np.zeros(shape)
     ncols = w - k + 1
 
-    def add(r0, est, weight):  # overlap-add, in this thread
+    def add(r0, est, weight, var):  # overlap-add, in this thread
         nr = est.shape[0]
         weights[r0:r0 + nr] = weight
+        if var is not None:
+            first, v, gw = var
+            variances[first:first + v.shape[0]] = v
+            grid_weights[first:first + v.shape[0]] = gw
         for a in range(k):
             for c in range(k):
                 num[r0 + a:r0 + a + nr, c:c + ncols] += est[:, :, a, c]
@@ -212,4 +362,24 @@ def _filter(obs, noise, k, pilot=None, rows=None):
     # of the window weights padded by k - 1 on every side
     den = box_sums(np.pad(weights, k - 1), k)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (num / den).astype(np.float32)
+        out = (num / den).astype(np.float32)
+        if error is None:
+            return out
+        rows, cols = error[3]
+        return out, (_grid_sums(variances, rows, cols, h, w, k)
+                     / _grid_sums(grid_weights, rows, cols, h, w, k)).astype(np.float32)
+
+
+def _grid_sums(values, rows, cols, h, w, k):
+    """For each pixel of an ``h`` x ``w`` image, the sum of ``values`` (one per
+    window of the grid ``rows`` x ``cols`` of window origins) over the ``k`` x ``k``
+    windows of the grid that cover it."""
+    csum = np.pad(values.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    pixels_y, pixels_x = np.arange(h), np.arange(w)
+    # the windows covering pixel p have origins p - k + 1 to p
+    lo_y, hi_y = (np.searchsorted(rows, pixels_y - k + 1),
+                  np.searchsorted(rows, pixels_y, side="right"))
+    lo_x, hi_x = (np.searchsorted(cols, pixels_x - k + 1),
+                  np.searchsorted(cols, pixels_x, side="right"))
+    return (csum[np.ix_(hi_y, hi_x)] - csum[np.ix_(lo_y, hi_x)]
+            - csum[np.ix_(hi_y, lo_x)] + csum[np.ix_(lo_y, lo_x)])

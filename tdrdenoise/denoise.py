@@ -280,7 +280,7 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
             raw_unc = np.where(img.invalid, np.nan, model.noise_scale(factor))
         # bright pixels held out: the error of a raw pixel (the refinement's own is
         # smaller), restored ones the input's
-        unc = np.where(valid & ~restored_mask & ~refined, std, raw_unc).astype(dtype)
+        unc = np.where(valid & ~restored_mask, std, raw_unc).astype(dtype)
         # of the pixels with a value (bright pixels held out included)
         fraction = float(restored_mask.sum()) / max(int((~img.invalid & ~extreme).sum()), 1)
         name = header_name(model.path)

@@ -74,8 +74,13 @@ def test_predict_quantity_in_input_unit(noisy, unit_model):
 
 
 def test_single_prediction_has_nan_std(noisy, tiny_model):
-    mean, std = tiny_model.predict(noisy, n_predictions=1, seed=0, progress=False)
+    # one pass has no spread; without the refinement there is no error model either
+    mean, std = tiny_model.predict(noisy, n_predictions=1, seed=0, progress=False,
+                                   refine=False)
     assert np.all(np.isfinite(mean)) and np.all(np.isnan(std))
+    # the refinement's error model needs no ensemble
+    mean, std = tiny_model.predict(noisy, n_predictions=1, seed=0, progress=False)
+    assert np.all(np.isfinite(mean)) and np.all(std > 0)
 
 
 # ----------------------------------------------------------------- odd inputs

@@ -5,7 +5,8 @@ import pytest
 from scipy import ndimage
 
 from tdrdenoise import TDRModel, tdr_denoise
-from tdrdenoise._wiener import MIN_WINDOWS, PATCH, dct_matrix, noise_table, refine
+from tdrdenoise._wiener import (MIN_WINDOWS, PATCH, dct_matrix, noise_profile, noise_table,
+                                refine)
 
 
 def scene(shape=(128, 128), seed=0):
@@ -128,11 +129,98 @@ def test_option_off_gives_the_calibrated_values(fine_model):
             opts.update(n_predictions=2)
         raw, raw_std = model.predict(image, refine=False, **opts)
         out, out_std = model.predict(image, **opts)
-        # the mean changes toward the truth; the spread does not
+        # the mean changes toward the truth, and the uncertainty becomes the error
+        # model of the refined value: the network's spread is not its error
         assert mse(out, truth) < mse(raw, truth)
-        np.testing.assert_array_equal(out_std, raw_std)
+        assert not np.array_equal(out_std, raw_std)
+        # of the right size (a pilot this rough makes the error model cautious)
+        ratio = np.sqrt(mse(out, truth) / np.mean(out_std ** 2))
+        assert 0.4 < ratio < 1.5, ratio
         if method == "ensemble":
             opts.update(fine_tune_steps=0)
         np.testing.assert_allclose(tdr_denoise(image, model, refine=False, **opts), raw,
                                    rtol=1e-6)
         np.testing.assert_allclose(tdr_denoise(image, model, **opts), out, rtol=1e-6)
+
+
+# ------------------------------------------------------------------- error model
+def reliability(err, sigma, parts=5):
+    """RMS(error) / RMS(sigma) in ``parts`` groups of pixels sorted by sigma."""
+    order = np.argsort(sigma.ravel())
+    e2, s2 = (err ** 2).ravel(), (sigma ** 2).ravel()
+    return [float(np.sqrt(e2[c].mean() / s2[c].mean())) for c in np.array_split(order, parts)]
+
+
+@pytest.mark.parametrize("pilot_sigma", [1.0, 2.0])
+def test_error_model_matches_the_error_of_the_refined_estimate(pilot_sigma):
+    truth, y = scene((192, 192), seed=3)
+    pilot = ndimage.gaussian_filter(y, pilot_sigma)
+    valid = np.ones(y.shape, bool)
+    out, var = refine(y, pilot, valid, error=True)
+    # the estimate is the one refine returns without the error model
+    np.testing.assert_array_equal(out, refine(y, pilot, valid))
+    assert var.dtype == np.float32 and np.all(var > 0)
+    err, sigma = out - truth, np.sqrt(var)
+    # an error bar: RMS error / RMS sigma near 1 overall and in each fifth
+    ratios = reliability(err, sigma)
+    assert all(0.7 < r < 1.4 for r in ratios), ratios
+    assert 0.55 < np.mean(np.abs(err) <= sigma) < 0.85
+    # and far below the noise (1): it is the denoised value's error, not the noise's
+    assert np.sqrt(np.mean(var)) < 0.7
+
+
+def test_error_model_follows_noise_that_grows_with_the_signal():
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[:160, :160]
+    truth = 4.0 + 3.0 * np.sin(xx / 9.0) * np.cos(yy / 11.0) + 0.04 * xx
+    noise_sd = np.sqrt(truth / truth.mean())  # Poisson-like, unit variance on average
+    y = truth + noise_sd * rng.normal(size=truth.shape)
+    pilot = ndimage.gaussian_filter(y, 1.5)
+    valid = np.ones(y.shape, bool)
+    levels, variances = noise_profile(y, pilot, valid)
+    assert np.all(np.diff(levels) > 0)
+    bright, faint = truth > np.quantile(truth, 0.8), truth < np.quantile(truth, 0.2)
+    ratio = (np.interp(pilot[bright], levels, variances).mean()
+             / np.interp(pilot[faint], levels, variances).mean())
+    expected = (noise_sd[bright] ** 2).mean() / (noise_sd[faint] ** 2).mean()
+    assert 0.7 * expected < ratio < 1.3 * expected
+    out, var = refine(y, pilot, valid, error=True)
+    # the error bars are wider where the noise is stronger, as the errors are
+    err = out - truth
+    assert var[bright].mean() > 1.3 * var[faint].mean()
+    assert (err[bright] ** 2).mean() > 1.3 * (err[faint] ** 2).mean()
+
+
+def test_noise_profile_of_white_noise_is_its_variance():
+    rng = np.random.default_rng(5)
+    y = 2.0 * rng.normal(size=(128, 128))
+    pilot = np.mgrid[:128, :128][1] / 128.0  # a smooth pilot: bins are bands
+    valid = np.ones(y.shape, bool)
+    levels, variances = noise_profile(y, pilot, valid)
+    np.testing.assert_allclose(variances, 4.0, rtol=0.25)
+    np.testing.assert_allclose(variances.mean(), 4.0, rtol=0.05)
+    # relative to the median bin without ``absolute``
+    np.testing.assert_allclose(noise_profile(y, pilot, valid, absolute=False)[1].mean(),
+                               1.0, rtol=0.05)
+    # a large image is sampled: the same answer
+    big = 2.0 * rng.normal(size=(1500, 1500))
+    levels, variances = noise_profile(big, np.mgrid[:1500, :1500][0] / 1500.0,
+                                      np.ones(big.shape, bool))
+    np.testing.assert_allclose(variances.mean(), 4.0, rtol=0.05)
+    # too few pixels: None
+    small = np.zeros((8, 8), bool)
+    small[:2, :2] = True
+    assert noise_profile(y[:8, :8], pilot[:8, :8], small) is None
+
+
+def test_error_variance_is_nan_where_nothing_was_refined():
+    truth, y = scene((64, 64), seed=6)
+    valid = np.ones(y.shape, bool)
+    valid[:, :5] = False
+    pilot = ndimage.gaussian_filter(y, 1.0)
+    out, var = refine(y, pilot, valid, error=True)
+    assert np.all(np.isnan(var[:, :5])) and np.all(np.isfinite(var[:, 5:]))
+    # smaller than a window: nothing refined, the pilot back and no variance
+    out, var = refine(y[:8, :8], pilot[:8, :8], valid[:8, :8], error=True)
+    np.testing.assert_array_equal(out, pilot[:8, :8])
+    assert np.all(np.isnan(var))
