@@ -16,8 +16,9 @@ standard deviation of the error of the returned value:
   exposures as ``mean((d - obs3)**2) - mean((obs1 - obs3)**2) / 2`` (cosmic-ray
   pixels, more than 5 sigmas in ``obs1 - obs3`` or ``obs2 - obs3``, left out), and its
   root against RMS(sigma) is the ratio. On a 300 x 300 frame each fifth holds 18 000
-  pixels, and this estimate has a standard error of about 0.7 noise variances / sqrt(n)
-  per fifth: 0.4 of the squared error of the lowest fifth.
+  pixels, and the estimate is the small difference of two terms of the size of the
+  noise variance: ``se_fifth1..5`` give the standard error of each ratio (from the
+  scatter of the estimate in the fifth), large in the fifths of small sigma.
 - A baseline in the same run: a **constant** error bar equal to the whole image's RMS
   error (an oracle: it needs the truth), which a per-pixel sigma must beat in the
   reliability diagram.
@@ -90,6 +91,18 @@ def binned(err2, var, nbins, const=None):
     return out
 
 
+def ratio_errors(err2, var, nbins):
+    """The standard error of each bin's ratio of :func:`binned` (from the scatter of
+    ``err2`` in the bin; the delta method; NaN where the mean is not positive)."""
+    order = np.argsort(var, kind="stable")
+    out = []
+    for chunk in np.array_split(order, nbins):
+        e2, v = float(np.mean(err2[chunk])), float(np.mean(var[chunk]))
+        se = float(np.std(err2[chunk])) / np.sqrt(chunk.size)
+        out.append(se / (2 * np.sqrt(e2 * v)) if e2 > 0 else np.nan)
+    return out
+
+
 def images(args, name):
     """(training image, [(noisy, truth or None, independent or None), ...])."""
     syn = args.data / "synthetic"
@@ -150,6 +163,9 @@ def run_set(args, name, threads=None):
             row["within_2sigma"] = round(float(np.mean(np.concatenate(within2))), 3)
         for i, (ratio, _, _) in enumerate(fifths, 1):
             row[f"ratio_fifth{i}"] = round(ratio, 2)
+        if not within1:  # estimated squared errors: how precise each ratio is
+            for i, se in enumerate(ratio_errors(err2, var, 5), 1):
+                row[f"se_fifth{i}"] = round(se, 2)
         row["rms_error_over_rms_sigma"] = round(
             float(np.sqrt(max(err2.mean(), 0) / var.mean())), 3)
         row["train_s"] = round(t_fit, 1)
