@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 from astropy.stats import mad_std
+from scipy import ndimage
 
 from ._training import box_sums
 
@@ -185,7 +186,8 @@ def refine(z, zm, valid, stride=1, k=PATCH, held=None, error=False):
     level = np.ones((grid[0].size, grid[1].size), np.float32)
     profile = noise_profile(obs, pilot, use, absolute=stride == 1)
     if profile is not None:
-        means = box_sums(pilot, k)[np.ix_(*grid)] / (k * k)
+        # the windows' mean levels (origin r covers r to r + k - 1: centre r + k / 2)
+        means = ndimage.uniform_filter(pilot, k)[np.ix_(grid[0] + k // 2, grid[1] + k // 2)]
         level[:] = np.interp(means, *profile)
     factor = BIAS_FACTOR if stride == 1 else BIAS_FACTOR_CORRELATED
     out, var = _filter(obs, (NOISE_FACTOR * noise).astype(np.float32), k, pilot=pilot,
@@ -365,21 +367,25 @@ def _filter(obs, noise, k, pilot=None, rows=None, error=None):
         out = (num / den).astype(np.float32)
         if error is None:
             return out
-        rows, cols = error[3]
-        return out, (_grid_sums(variances, rows, cols, h, w, k)
-                     / _grid_sums(grid_weights, rows, cols, h, w, k)).astype(np.float32)
+        return out, _grid_mean(variances, grid_weights, *error[3], h, w, k)
 
 
-def _grid_sums(values, rows, cols, h, w, k):
-    """For each pixel of an ``h`` x ``w`` image, the sum of ``values`` (one per
-    window of the grid ``rows`` x ``cols`` of window origins) over the ``k`` x ``k``
-    windows of the grid that cover it."""
-    csum = np.pad(values.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    pixels_y, pixels_x = np.arange(h), np.arange(w)
-    # the windows covering pixel p have origins p - k + 1 to p
-    lo_y, hi_y = (np.searchsorted(rows, pixels_y - k + 1),
-                  np.searchsorted(rows, pixels_y, side="right"))
-    lo_x, hi_x = (np.searchsorted(cols, pixels_x - k + 1),
-                  np.searchsorted(cols, pixels_x, side="right"))
-    return (csum[np.ix_(hi_y, hi_x)] - csum[np.ix_(lo_y, hi_x)]
-            - csum[np.ix_(hi_y, lo_x)] + csum[np.ix_(lo_y, lo_x)])
+def _grid_mean(values, weights, rows, cols, h, w, k):
+    """For each pixel of an ``h`` x ``w`` image, the sum of ``values`` over the
+    ``k`` x ``k`` windows of the grid ``rows`` x ``cols`` of window origins that cover
+    it, divided by that of ``weights`` (float32; in blocks of rows, to bound memory)."""
+    def rows_summed(a):  # per pixel row: sums over the covering grid rows (cumulative in x)
+        csum = np.pad(a.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        pixels = np.arange(h)  # the windows covering pixel p have origins p - k + 1 to p
+        return (csum[np.searchsorted(rows, pixels, side="right")]
+                - csum[np.searchsorted(rows, pixels - k + 1)])
+
+    num, den = rows_summed(values), rows_summed(weights)
+    pixels = np.arange(w)
+    hi, lo = np.searchsorted(cols, pixels, side="right"), np.searchsorted(cols, pixels - k + 1)
+    out = np.empty((h, w), np.float32)
+    for r in range(0, h, 256):
+        part = slice(r, r + 256)
+        out[part] = ((num[part][:, hi] - num[part][:, lo])
+                     / (den[part][:, hi] - den[part][:, lo]))
+    return out
