@@ -82,11 +82,14 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         header card kept;
       * ``mask`` is the input mask OR the invalid (NaN/inf) pixels OR the restored
         pixels; pass ``return_restored_mask=True`` to get the restored pixels alone;
-      * ``uncertainty`` is a `~astropy.nddata.StdDevUncertainty`: the ensemble
-        standard deviation (or the student's estimate of it) for denoised pixels;
-        for restored and invalid pixels the input's own uncertainty, or, when the
-        input has none, the model's noise estimate for restored pixels (they are raw
-        data) and NaN for invalid ones;
+      * ``uncertainty`` is a `~astropy.nddata.StdDevUncertainty`, the standard
+        deviation of the error of the returned value: for denoised pixels (held-out
+        bright ones included) the Wiener refinement's error model, measured on the
+        image (see :doc:`/uncertainty`; with ``refine=False`` the network's spread,
+        which is not an error bar); for restored and invalid pixels the input's own
+        uncertainty, or, when the input has none, the model's noise estimate for
+        restored pixels (they are raw data) and NaN for invalid ones. Errors of
+        neighbouring denoised pixels are correlated (over about 12 pixels);
       * ``meta`` gains, ccdproc-style, a card ``TDRDENOI`` (pointed to by
         ``HIERARCH TDR_DENOISE`` in FITS headers) with R (for a per-pixel R its
         range, ``R=per-pixel 2.1..9.8 G``), the model and the method
@@ -103,8 +106,8 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
     20 noise sigmas by default: stars, galaxy cores, sunspots) is held out of the
     network too; the Wiener refinement denoises it without the network (its pilot
     the observation's DCT coefficients above 2.7 noise sigmas), and ``R`` applies
-    to it as to every pixel (with ``refine=False`` it comes back as observed). Its
-    uncertainty is the input's, or the noise of a raw pixel. For a model
+    to it as to every pixel (with ``refine=False`` it comes back as observed, with
+    the input's uncertainty or the noise of a raw pixel). For a model
     trained on impulse noise (salt and pepper) the impulse pixels are hidden from the
     network and replaced by its prediction; when the pixels the impulses spared
     carry no noise of their own (pure salt and pepper, ``model.normalization
@@ -162,8 +165,10 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         Wiener refinement of the denoised image, after the calibration (default
         True; see :meth:`TDRModel.predict` and :ref:`Wiener refinement
         <wiener-refinement>`): the observation comes back, frequency by frequency,
-        wherever the network's estimate shows structure above the noise. False
-        records ``refine=False`` in ``TDRDENOI``.
+        wherever the network's estimate shows structure above the noise; its error
+        model is the uncertainty of the denoised pixels. False records
+        ``refine=False`` in ``TDRDENOI`` (the uncertainty is then the network's
+        spread, which is not an error bar).
     fill : {"initial", "ambient"}, optional
         The value of a restored pixel (see :func:`~tdrdenoise.restore`): its
         initial value (default), or the mean of the denoised values of the valid,

@@ -555,17 +555,20 @@ class TDRModel:
             is the pilot of an empirical Wiener filter of the image in sliding 12 x 12
             DCT windows, which gives back, frequency by frequency, the observation
             wherever the pilot shows structure above the noise (see :ref:`Wiener
-            refinement <wiener-refinement>`). Only the mean changes. False skips it.
+            refinement <wiener-refinement>`). Its error model gives ``std``.
+            False skips it.
 
         Returns
         -------
         mean, std : ndarray or `~astropy.units.Quantity`
-            Ensemble mean and per-pixel standard deviation (or the student's
-            estimates of them), in the unit of ``image``
+            The denoised image and the standard deviation of its error (the Wiener
+            refinement's error model, see :doc:`/uncertainty`; with
+            ``refine=False`` the ensemble's spread or the student's estimate of
+            it), in the unit of ``image``
             (Quantities when ``image`` is one), of the dtype described in
             :func:`~tdrdenoise.tdr_denoise`. Invalid and extreme input pixels keep
-            their input value in ``mean`` and are NaN in ``std``; ``std`` is NaN
-            when ``n_predictions`` is 1.
+            their input value in ``mean`` and are NaN in ``std``; with
+            ``refine=False``, ``std`` is NaN when ``n_predictions`` is 1.
 
         Raises
         ------
