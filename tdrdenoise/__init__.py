@@ -9,16 +9,7 @@ The three steps of the method (Liu, Quan et al., Nature Astronomy 2025):
 - **R**\ estore: :func:`restore` gives back their initial value to pixels changed by
   more than R (:mod:`tdrdenoise.restore`).
 """
-# The version comes from git through setuptools_scm, which writes _version.py at build
-# time; a source tree that was never built falls back to the installed metadata.
-try:
-    from ._version import version as __version__  # first: model.py and cli.py read it
-except ImportError:  # pragma: no cover
-    from importlib.metadata import PackageNotFoundError, version as _dist_version
-    try:
-        __version__ = _dist_version("tdrdenoise")
-    except PackageNotFoundError:
-        __version__ = "0.0.0"
+from .version import __version__  # noqa: F401  (setuptools_scm, see version.py)
 from .batch import denoise_collection, denoise_files
 from .denoise import tdr_denoise
 from .io import read_image, write_image

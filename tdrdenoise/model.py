@@ -2,7 +2,8 @@
 
 A thin facade: the training loop and fine-tuning live in ``_training.py``, the
 prediction in ``_predict.py`` (on top of the Monte-Carlo ensemble of ``_ensemble.py``),
-model files in :mod:`tdrdenoise.model_io`, the scaling of pixel values in
+model files in :mod:`tdrdenoise.model_io` (which reads plain state:
+:meth:`TDRModel.load` assembles the model from it), the scaling of pixel values in
 ``_normalization.py`` and the checks of the settings in ``_validate.py``.
 """
 import hashlib
@@ -667,7 +668,8 @@ class TDRModel:
         >>> TDRModel.from_bytes(data, device="cpu", sha256=digest).fingerprint == model.fingerprint
         True
         """
-        return model_io.from_bytes(data, device=device, sha256=sha256)
+        device = resolve_device(device)
+        return cls._from_state(model_io.state_from_bytes(data, sha256=sha256), device)
 
     def save(self, path, overwrite=False):
         """Write the weights and their metadata to ``path``, atomically.
@@ -754,7 +756,28 @@ class TDRModel:
         --------
         See :meth:`save`.
         """
-        return model_io.load(path, device=device, sha256=sha256)
+        device = resolve_device(device)  # a bad device fails before the file is read
+        return cls._from_state(model_io.read_state(path, sha256=sha256), device)
+
+    @classmethod
+    def _from_state(cls, state, device):
+        """The model a `~tdrdenoise.model_io.ModelState` describes (what
+        :func:`~tdrdenoise.model_io.read_state` read), on ``device``."""
+        model = cls(device=device, **state.constructor)
+        model_io.load_weights(model.network, state.state_dict, state.source)
+        model.network.to(model.device)
+        model.student = model_io.build_student(state, model.device)
+        if model.student is not None:
+            model.student_width = model.student.width
+        model.normalization = state.normalization
+        model.outlier_threshold = state.normalization["outlier_threshold"]
+        model.bright_threshold = state.normalization["bright_threshold"]
+        model.pixel_shuffle = state.normalization["pixel_shuffle"]
+        model.impulse_noise = state.normalization["impulse_noise"]
+        model.unit = state.unit
+        model.history = state.history
+        model.path = state.path
+        return model
 
     def __repr__(self):
         state = "untrained"
@@ -767,3 +790,8 @@ class TDRModel:
             state += f", {describe_noise(self.normalization, short=True)}"
         return (f"<TDRModel width={self.architecture['width']} device={self.device.type} "
                 f"{state}>")
+
+
+# model_io.load and model_io.from_bytes build their models with this class; model_io
+# reads and writes plain state and never imports it
+model_io.register_builder(TDRModel._from_state)

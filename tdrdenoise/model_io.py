@@ -31,20 +31,24 @@ import json
 import math
 import os
 import warnings
+from dataclasses import dataclass
 
 import torch
 from astropy import units as u
 from astropy.utils.exceptions import AstropyDeprecationWarning
 
-from . import __version__
 from ._normalization import OUTLIER_THRESHOLD, TRANSFORM, check_normalization
+from ._training import check_weights
 from ._validate import (MAX_BATCH_SIZE, MAX_PATCH_SIZE, MAX_STUDENT_HEAD,
                         MAX_STUDENT_WIDTH, MAX_WIDTH)
+from .network import SelfToSelfUNet, StudentUNet
 from .utils import TDRUserWarning, atomic_open, resolve_device
+from .version import __version__
 
 __all__ = ["FILE_FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes", "convert",
            "file_sha256", "payload_checksum", "header_name", "encode_payload",
-           "decode_payload"]
+           "decode_payload", "ModelState", "read_state", "state_from_bytes",
+           "load_weights", "build_student", "register_builder"]
 
 #: Version of the model file layout; files with a newer one are refused.
 FILE_FORMAT_VERSION = 4
@@ -134,7 +138,6 @@ def payload_checksum(payload):
 def _payload(model):
     """The dict written to a model file, checked and with its checksum."""
     model.check_fitted("save")
-    from ._training import check_weights
     try:
         check_normalization(model.normalization, "the model")
         check_weights(model.network, "the model")
@@ -450,15 +453,54 @@ def load(path, *, device="auto", sha256=None):
     --------
     See :meth:`tdrdenoise.TDRModel.save`.
     """
+    device = resolve_device(device)  # a bad device fails before the file is read
+    return _build(read_state(path, sha256=sha256), device)
+
+
+def read_state(path, *, sha256=None):
+    """The checked content of the model file at ``path``, as plain state.
+
+    What :func:`load` reads, before any network is built: every check of
+    :func:`load` is made here. :meth:`TDRModel.load <tdrdenoise.TDRModel.load>`
+    builds the model from it.
+
+    Parameters
+    ----------
+    path : str or path-like
+    sha256 : str, optional
+        The SHA-256 the whole file must have (see :func:`load`).
+
+    Returns
+    -------
+    ModelState
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`load`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from tdrdenoise import TDRModel
+    >>> from tdrdenoise.model_io import read_state
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.tdr")
+    >>> TDRModel(device="cpu").fit(np.random.default_rng(0).normal(size=(32, 32)), steps=1,
+    ...                            seed=0, progress=False).save(path)
+    >>> state = read_state(path)
+    >>> state.constructor["width"], state.student is not None, state.path == path
+    (48, True, True)
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no model file at {path}")
     _check_size(os.path.getsize(path), path)
     with open(path, "rb") as fh:
         data = fh.read(MAX_FILE_BYTES + 1)
-    model = from_bytes(data, device=device, source=path, sha256=sha256)
-    model.path = path
-    return model
+    state = state_from_bytes(data, source=path, sha256=sha256)
+    state.path = path
+    return state
 
 
 def convert(old, new, *, overwrite=False):
@@ -581,8 +623,6 @@ def _check_shapes(shapes, net, what, source):
 def _check_all_shapes(fields, shapes, source):
     """Every tensor's name, type and shape against the recorded architecture, before
     any network is built (the reference networks live on the meta device)."""
-    from .network import SelfToSelfUNet, StudentUNet
-
     arch = fields["constructor"]
     with torch.device("meta"):
         net = SelfToSelfUNet(arch["width"], arch["dropout"])
@@ -618,15 +658,51 @@ def from_bytes(data, *, device="auto", source="the model data", sha256=None):
     --------
     See :func:`to_bytes`.
     """
+    device = resolve_device(device)
+    return _build(state_from_bytes(data, source=source, sha256=sha256), device)
+
+
+def state_from_bytes(data, *, source="the model data", sha256=None):
+    """The checked content of a model file's bytes, as plain state (see
+    :func:`read_state`; :meth:`TDRModel.from_bytes <tdrdenoise.TDRModel.from_bytes>`
+    builds the model from it).
+
+    Parameters
+    ----------
+    data : bytes
+    source : str, optional
+        Name of the data in error messages (a file name).
+    sha256 : str, optional
+        The SHA-256 the data must have (see :func:`load`).
+
+    Returns
+    -------
+    ModelState
+
+    Raises
+    ------
+    ValueError
+        As :func:`load`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tdrdenoise import TDRModel
+    >>> from tdrdenoise.model_io import state_from_bytes
+    >>> model = TDRModel(device="cpu").fit(np.random.default_rng(0).normal(size=(32, 32)),
+    ...                                    steps=1, seed=0, progress=False)
+    >>> state = state_from_bytes(model.to_bytes())
+    >>> sorted(state.normalization) == sorted(model.normalization)
+    True
+    """
     try:
-        return _from_bytes(data, device=device, source=source, sha256=sha256)
+        return _state_from_bytes(data, source=source, sha256=sha256)
     except RecursionError:  # metadata nested thousands deep, past every check
         raise ValueError(f"{source} is not a readable tdrdenoise model file (its "
                          "metadata is nested too deeply)") from None
 
 
-def _from_bytes(data, *, device, source, sha256):
-    device = resolve_device(device)
+def _state_from_bytes(data, *, source, sha256):
     _check_size(len(data), source)
     _check_sha256(data, sha256, source)
     legacy = _is_legacy(data)
@@ -679,30 +755,97 @@ def _from_bytes(data, *, device, source, sha256):
         warnings.warn(f"{source} is a format-1 model file, which has no checksum: its "
                       "integrity cannot be verified; save it again to add one",
                       TDRUserWarning)
-    from .model import TDRModel
-    model = TDRModel(device=device, **fields["constructor"])
+    return ModelState(constructor=fields["constructor"],
+                      normalization=fields["normalization"], unit=fields["unit"],
+                      history=fields["history"], state_dict=payload["state_dict"],
+                      student=fields["student"],
+                      student_state_dict=payload.get("student_state_dict"), source=source)
+
+
+@dataclass
+class ModelState:
+    """What a model file holds, checked: the parts a `~tdrdenoise.TDRModel` is
+    assembled from (by :meth:`TDRModel.load <tdrdenoise.TDRModel.load>`).
+
+    Attributes
+    ----------
+    constructor : dict
+        Keyword arguments of `~tdrdenoise.TDRModel` (width, dropout, keep_prob,
+        patch_size, batch_size, learning_rate).
+    normalization : dict
+        The normalisation of the training image (defaults of older formats filled in).
+    unit : `~astropy.units.Unit` or None
+        The unit of the training image.
+    history : list of dict
+        The training history.
+    state_dict : dict
+        The network's weights (name: tensor).
+    student : dict or None
+        The student's ``width`` and ``head`` (None without a student).
+    student_state_dict : dict or None
+        The student's weights.
+    source : str
+        The name of the file or data, for messages.
+    path : str or None
+        The file read (None for bytes).
+    """
+    constructor: dict
+    normalization: dict
+    unit: object
+    history: list
+    state_dict: dict
+    student: object = None
+    student_state_dict: object = None
+    source: str = "the model data"
+    path: object = None
+
+
+def load_weights(net, state_dict, source):
+    """Load ``state_dict`` into the network ``net`` and check that every weight is
+    finite (`ValueError` naming ``source`` otherwise)."""
     try:
-        model.network.load_state_dict(payload["state_dict"])
+        net.load_state_dict(state_dict)
     except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{source}: the weights do not match the recorded "
                          f"architecture ({exc})") from None
-    from ._training import check_weights
     try:
-        check_weights(model.network, source)
+        check_weights(net, source)
     except FloatingPointError as exc:
         raise ValueError(str(exc)) from None
-    model.network.to(model.device)
-    model.student = _load_student(payload, fields["student"], source, model.device)
-    if model.student is not None:
-        model.student_width = model.student.width
-    model.normalization = fields["normalization"]
-    model.outlier_threshold = fields["normalization"]["outlier_threshold"]
-    model.bright_threshold = fields["normalization"]["bright_threshold"]
-    model.pixel_shuffle = fields["normalization"]["pixel_shuffle"]
-    model.impulse_noise = fields["normalization"]["impulse_noise"]
-    model.unit = fields["unit"]
-    model.history = fields["history"]
-    return model
+
+
+def build_student(state, device):
+    """The student network of ``state`` on ``device``, in eval mode (None if it has
+    none)."""
+    return _load_student({"student_state_dict": state.student_state_dict}, state.student,
+                         state.source, device)
+
+
+#: What :func:`load` and :func:`from_bytes` build a model with: the classmethod
+#: ``TDRModel._from_state``, which :mod:`tdrdenoise.model` registers when it is
+#: imported (importing any part of tdrdenoise imports it). This module never imports
+#: the model class: the facade sits above the file format, the way the readers of
+#: ``astropy.io.registry`` register themselves with the classes they read into.
+_builder = []
+
+
+def register_builder(build):
+    """Make ``build(state, device)`` the builder of the models :func:`load` and
+    :func:`from_bytes` return (:mod:`tdrdenoise.model` registers
+    ``TDRModel._from_state``).
+
+    Parameters
+    ----------
+    build : callable
+        Takes a `ModelState` and a `torch.device`, returns the model.
+    """
+    _builder[:] = [build]
+
+
+def _build(state, device):
+    if not _builder:  # pragma: no cover  (tdrdenoise/__init__ imports tdrdenoise.model)
+        raise RuntimeError("no model class is registered; import tdrdenoise first")
+    return _builder[0](state, device)
 
 
 def _legacy_bounds(meta, source, version):
@@ -742,8 +885,6 @@ def _load_student(payload, config, source, device):
     """The student of a model file's dict (None if it has none)."""
     if config is None:
         return None
-    from ._training import check_weights
-    from .network import StudentUNet
     student = StudentUNet(**config)
     try:
         student.load_state_dict(payload.get("student_state_dict"))
