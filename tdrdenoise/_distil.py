@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+from ._defaults import METHODS
 from ._ensemble import (dihedral, inference_layout, pad_to_grid, shuffled_ensemble,
                         tiled_apply)
 from ._normalization import replaced_pixels
@@ -44,9 +45,7 @@ DISTIL_LEARNING_RATE = 3e-3
 STD_WEIGHT = 0.1
 #: Floor of the teacher's std (in noise sigmas) before its logarithm is taken.
 _STD_FLOOR = 1e-3
-#: The ways :func:`~tdrdenoise.tdr_denoise` and :meth:`~tdrdenoise.TDRModel.predict`
-#: can predict.
-METHODS = ("auto", "student", "ensemble")
+# METHODS, the ways tdr_denoise and TDRModel.predict can predict, lives in _defaults.py.
 
 
 def resolve_method(model, method, n_predictions, fine_tune_steps):

@@ -13,6 +13,9 @@ import torch
 from astropy import units as u
 
 from . import model_io
+from ._defaults import (DEFAULT_CHECKPOINT_EVERY, DEFAULT_DISTIL_STEPS,  # noqa: F401
+                        DEFAULT_FINE_TUNE_STEPS, DEFAULT_STEPS, DEFAULT_STUDENT_WIDTH,
+                        DEFAULT_TILE_SIZE)
 from ._containers import check_image, series_names, unpack, unpack_images
 from ._distil import distil_model
 from ._ensemble import GRID
@@ -28,21 +31,9 @@ from .utils import resolve_device
 
 __all__ = ["TDRModel"]
 
-#: Defaults shared by the Python API, the command line and the benchmarks.
-DEFAULT_STEPS = 2000
-DEFAULT_FINE_TUNE_STEPS = 10
-#: Steps of the distillation of the fast student after :meth:`TDRModel.fit` (no more
-#: than the training steps) and its encoder width. 1000 steps instead of 500 gave the
-#: student +0.08 to +0.11 dB of Noise2Noise gain on HST and +0.15 / +0.08 dB of PSNR
-#: on the sigma 0.1 / 0.2 sets for about 12 % more time in a default fit; 2000 gave
-#: nothing more on HST (docs/benchmarks.rst, fifth round).
-DEFAULT_DISTIL_STEPS = 1000
-DEFAULT_STUDENT_WIDTH = 24
-#: Side of the tile cores of a prediction: a 4096 x 4096 image takes 16 tiles and
-#: a peak of about 2.6 GiB of memory on a CPU (benchmarks/run_benchmarks.py).
-DEFAULT_TILE_SIZE = 1024
-#: Steps between two checkpoints of :meth:`TDRModel.fit`.
-DEFAULT_CHECKPOINT_EVERY = 100
+# DEFAULT_STEPS, DEFAULT_FINE_TUNE_STEPS, DEFAULT_DISTIL_STEPS, DEFAULT_STUDENT_WIDTH,
+# DEFAULT_TILE_SIZE and DEFAULT_CHECKPOINT_EVERY live in _defaults.py (no torch there:
+# the command line's --help reads them); they stay importable from here.
 
 
 def _unit_factor(unit, to, name):
@@ -790,8 +781,3 @@ class TDRModel:
             state += f", {describe_noise(self.normalization, short=True)}"
         return (f"<TDRModel width={self.architecture['width']} device={self.device.type} "
                 f"{state}>")
-
-
-# model_io.load and model_io.from_bytes build their models with this class; model_io
-# reads and writes plain state and never imports it
-model_io.register_builder(TDRModel._from_state)

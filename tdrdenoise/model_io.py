@@ -37,6 +37,7 @@ import torch
 from astropy import units as u
 from astropy.utils.exceptions import AstropyDeprecationWarning
 
+from . import _builders
 from ._normalization import OUTLIER_THRESHOLD, TRANSFORM, check_normalization
 from ._training import check_weights
 from ._validate import (MAX_BATCH_SIZE, MAX_PATCH_SIZE, MAX_STUDENT_HEAD,
@@ -48,7 +49,7 @@ from .version import __version__
 __all__ = ["FILE_FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes", "convert",
            "file_sha256", "payload_checksum", "header_name", "encode_payload",
            "decode_payload", "ModelState", "read_state", "state_from_bytes",
-           "load_weights", "build_student", "register_builder"]
+           "load_weights", "build_student"]
 
 #: Version of the model file layout; files with a newer one are refused.
 FILE_FORMAT_VERSION = 4
@@ -821,31 +822,10 @@ def build_student(state, device):
                          state.source, device)
 
 
-#: What :func:`load` and :func:`from_bytes` build a model with: the classmethod
-#: ``TDRModel._from_state``, which :mod:`tdrdenoise.model` registers when it is
-#: imported (importing any part of tdrdenoise imports it). This module never imports
-#: the model class: the facade sits above the file format, the way the readers of
-#: ``astropy.io.registry`` register themselves with the classes they read into.
-_builder = []
-
-
-def register_builder(build):
-    """Make ``build(state, device)`` the builder of the models :func:`load` and
-    :func:`from_bytes` return (:mod:`tdrdenoise.model` registers
-    ``TDRModel._from_state``).
-
-    Parameters
-    ----------
-    build : callable
-        Takes a `ModelState` and a `torch.device`, returns the model.
-    """
-    _builder[:] = [build]
-
-
 def _build(state, device):
-    if not _builder:  # pragma: no cover  (tdrdenoise/__init__ imports tdrdenoise.model)
-        raise RuntimeError("no model class is registered; import tdrdenoise first")
-    return _builder[0](state, device)
+    """The TDRModel of ``state``: the builder the package registers (see
+    :mod:`tdrdenoise._builders`; this module never imports the model class)."""
+    return _builders.build("model", state, device)
 
 
 def _legacy_bounds(meta, source, version):
