@@ -14,6 +14,8 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 
+from ._provenance import write_cards
+
 __all__ = []
 
 
@@ -254,21 +256,6 @@ def scalar_in_unit(value, unit, name):
         raise TypeError(f"{name} must be a number or a Quantity; got {value!r}") from exc
 
 
-def insert_card(meta, key, value, long_name=None):
-    """Record ``value`` under ``key`` in ``meta`` the way ccdproc does.
-
-    ``long_name`` (a step name longer than FITS allows) points to ``key`` through a
-    ``HIERARCH`` card in FITS headers. Keys longer than 8 characters become HIERARCH
-    cards in FITS headers.
-    """
-    if isinstance(meta, fits.Header):
-        if long_name:
-            meta[f"HIERARCH {long_name.upper()}"] = (key, "Shortened name for tdrdenoise step")
-        meta[f"HIERARCH {key}" if len(key) > 8 else key] = value
-    else:
-        meta[key] = value
-
-
 def repack(image, data, *, mask=None, std=None, provenance=None):
     """Build a new object of the caller's kind around ``data``.
 
@@ -294,12 +281,7 @@ def repack(image, data, *, mask=None, std=None, provenance=None):
     if image.kind == "quantity":
         return u.Quantity(data, image.unit, copy=False)
     meta = copy.deepcopy(original.meta) if original.meta is not None else {}
-    for key, value, long_name in provenance or ():
-        insert_card(meta, key, value, long_name)
-        if image.kind == "map":
-            history = meta.get("history", "")
-            meta["history"] = (history + "\n" if history else "") + \
-                f"{long_name or key}: {value}"
+    write_cards(meta, provenance or (), history=image.kind == "map")
     uncertainty = None
     if std is not None:
         uncertainty = StdDevUncertainty(std, unit=image.unit)

@@ -18,6 +18,7 @@ from astropy.table import Table
 from ._containers import cast_data, cast_problems, overflow_message
 from ._distil import resolve_method
 from ._progress import progress_bar
+from ._provenance import FRACTION, check_add_keyword
 from ._validate import NoiseMultiple, check_denoise_options
 from .io import output_path, read_image, write_image
 from .model import TDRModel
@@ -96,7 +97,7 @@ def _denoise_one(path, out, model, opts):
     except Exception as exc:  # one bad file must not stop the others
         return _record(path, out, "failed", seconds=time.perf_counter() - t0,
                        error=f"{type(exc).__name__}: {exc}")
-    fraction = float(result.meta.get("TDRRFRAC", np.nan))
+    fraction = float(result.meta.get(FRACTION.key, np.nan))
     return _record(path, out, "done", fraction, time.perf_counter() - t0)
 
 
@@ -248,7 +249,12 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         Passed to :func:`~tdrdenoise.tdr_denoise`: ``method``, ``fine_tune_steps``,
         ``n_predictions``, ``seed``, ``tile_size``, ``calibrate``, ``refine``,
         ``fill`` (``"initial"`` or ``"ambient"``), ``progress`` (of
-        each file's fine-tuning and prediction; default False).
+        each file's fine-tuning and prediction; default False), ``add_keyword``
+        (the provenance cards of each output, as in
+        :func:`~tdrdenoise.tdr_denoise`: True by default; with False or None no card
+        is written, and ``restored_fraction`` is NaN in the table, which reads it
+        from the ``TDRRFRAC`` card; :func:`~tdrdenoise.restore_files.restore_file`
+        can then no longer tell whether a file was restored already).
 
     Returns
     -------
@@ -306,11 +312,12 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         raise TypeError(f"model must be a TDRModel; got {type(model).__name__}")
     model.check_fitted("denoise_files")
     allowed = {"method", "fine_tune_steps", "n_predictions", "seed", "tile_size",
-               "progress", "calibrate", "refine", "fill"}
+               "progress", "calibrate", "refine", "fill", "add_keyword"}
     unknown = set(denoise_kwargs) - allowed
     if unknown:
         raise TypeError(f"denoise_files got unexpected argument(s) {sorted(unknown)}; "
                         f"tdr_denoise options are {sorted(allowed)}")
+    check_add_keyword(denoise_kwargs.get("add_keyword", True))  # before any work
     denoise_kwargs = check_denoise_options(R, denoise_kwargs)
     resolve_method(model, denoise_kwargs.get("method", "auto"),
                    denoise_kwargs.get("n_predictions"), denoise_kwargs.get("fine_tune_steps"))

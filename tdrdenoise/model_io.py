@@ -39,6 +39,7 @@ from astropy.utils.exceptions import AstropyDeprecationWarning
 
 from . import _builders
 from ._normalization import OUTLIER_THRESHOLD, TRANSFORM, check_normalization
+from ._provenance import header_name  # noqa: F401  (public here, as before)
 from ._training import check_weights
 from ._validate import (MAX_BATCH_SIZE, MAX_PATCH_SIZE, MAX_STUDENT_HEAD,
                         MAX_STUDENT_WIDTH, MAX_WIDTH)
@@ -69,40 +70,6 @@ _SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16
                        torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32",
                        torch.uint8: "U8", torch.bool: "BOOL"}
 _WEIGHTS = {"state_dict": "network.", "student_state_dict": "student."}
-
-
-def header_name(path):
-    r"""How a header record names the model file at ``path``: its base name, in
-    printable ASCII.
-
-    The folder is left out (a header must not leak local paths); characters outside
-    printable ASCII, which FITS header values cannot hold, become backslash escapes
-    (``\xe9``, ``\u00e9``). A model without a file is ``"in-memory"``.
-
-    Parameters
-    ----------
-    path : str, path-like or None
-        The model file (``TDRModel.path``).
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> from tdrdenoise.model_io import header_name
-    >>> header_name("/home/me/données/hmi model.tdr")
-    'hmi model.tdr'
-    >>> header_name("/data/modèle.tdr")
-    'mod\\xe8le.tdr'
-    >>> header_name(None)
-    'in-memory'
-    """
-    if not path:
-        return "in-memory"
-    name = os.path.basename(os.fsdecode(path).replace("\\", "/").rstrip("/")) or "in-memory"
-    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii")
-                   for c in name)
 
 
 def payload_checksum(payload):
