@@ -11,6 +11,7 @@ The three steps of the method (Liu, Quan et al., Nature Astronomy 2025):
   more than R (:mod:`tdrdenoise.restore`).
 """
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 from . import _builders
 from .restore import restore  # no torch; binds the name before any import of the module
@@ -26,6 +27,14 @@ _LAZY = {"TDRModel": "model", "tdr_denoise": "denoise", "denoise_files": "batch"
          "TDRUserWarning": "utils"}
 _SUBMODULES = {"batch", "cli", "datasets", "demo", "denoise", "io", "metrics", "model",
                "model_io", "network", "restore_files", "utils", "version", "visualization"}
+
+
+if TYPE_CHECKING:  # what the lazy names are, for linters, type checkers and editors
+    from .batch import denoise_collection, denoise_files
+    from .denoise import tdr_denoise
+    from .io import read_image, write_image
+    from .model import TDRModel
+    from .utils import TDRUserWarning
 
 
 def __getattr__(name):
