@@ -7,18 +7,18 @@ with their eight flips/transposes, to map the noisy image to the ensemble mean a
 logarithm of the ensemble standard deviation. One student pass then stands for the
 ``n_predictions`` masked and dropout-randomised passes of the teacher.
 """
-import math
 import time
 
 import numpy as np
 import torch
 
 from ._defaults import METHODS
-from ._ensemble import (dihedral, inference_layout, pad_to_grid, shuffled_ensemble,
+from ._ensemble import (inference_layout, pad_to_grid, shuffled_ensemble,
                         tiled_apply)
 from ._normalization import replaced_pixels
+from ._loop import crop_positions, draw_batch, run
 from ._progress import progress_bar
-from ._training import LR_FLOOR, check_weights, crop_positions
+from ._training import check_weights
 from .network import StudentUNet
 
 __all__ = []
@@ -157,6 +157,7 @@ def distil(model, z, valid, target=None, *, steps, seed, width,
         arrays = [np.pad(a, pad) for a in arrays]
     tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays[:5]]
     ys, xs = crop_positions(arrays[5], p)
+    where = np.stack([np.zeros_like(ys), ys, xs], 1)
     device = model.device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(int(rng.integers(2**62)))
@@ -165,31 +166,18 @@ def distil(model, z, valid, target=None, *, steps, seed, width,
     opt = torch.optim.Adam(student.parameters(), lr=learning_rate)
     losses = []
     bar = progress_bar(steps, "tdrdenoise distil", progress)
+
+    def loss_of(batch):
+        x, v, m, s, w = batch
+        w = w.float()
+        out = student(x, v.float())
+        err = (out[:, :1] - m) ** 2 + STD_WEIGHT * (out[:, 1:] - s) ** 2
+        return (err * w).sum() / w.sum().clamp(min=1)
+
     try:
-        for step in range(steps):
-            frac = step / max(steps - 1, 1)
-            for group in opt.param_groups:
-                group["lr"] = learning_rate * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 *
-                                               (1 + math.cos(math.pi * frac)))
-            batch = [[] for _ in tensors]
-            for i in rng.integers(len(ys), size=STUDENT_BATCH):
-                t = int(rng.integers(8))
-                for part, a in zip(batch, tensors):
-                    part.append(dihedral(a[ys[i]:ys[i] + p, xs[i]:xs[i] + p], t))
-            x, v, m, s, w = (torch.stack(part)[:, None].to(device) for part in batch)
-            w = w.float()
-            out = student(x, v.float())
-            err = (out[:, :1] - m) ** 2 + STD_WEIGHT * (out[:, 1:] - s) ** 2
-            loss = (err * w).sum() / w.sum().clamp(min=1)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(f"the distillation loss is {value} at step "
-                                         f"{step + 1} of {steps}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(value)
-            bar.update()
+        run(opt, loss_of, steps=steps, learning_rate=learning_rate, losses=losses,
+            what="distillation", after_step=lambda done: bar.update(),
+            draw=lambda: draw_batch(rng, [tensors], where, p, STUDENT_BATCH, device))
     finally:
         bar.close()
     check_weights(student, "the distilled student")

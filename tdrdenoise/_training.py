@@ -1,6 +1,7 @@
-"""The Self2Self training loop, its checkpoints and its checks (plain arrays in).
+"""Self2Self training, its checkpoints and its checks (plain arrays in).
 
-:func:`train` fits a :class:`~tdrdenoise.network.SelfToSelfUNet` to one normalised
+:func:`train` runs the loop of ``_loop.py`` (shared with the distillation) and
+fits a :class:`~tdrdenoise.network.SelfToSelfUNet` to one normalised
 image: random crops with their eight flips/transposes, a Bernoulli mask over the
 input, the loss on the dropped pixels only, Adam with a cosine learning-rate schedule.
 With ``checkpoint`` it saves the whole state (weights, optimizer, random generators,
@@ -10,7 +11,6 @@ the result of an uninterrupted run.
 import copy
 import hashlib
 import json
-import math
 import os
 import time
 import warnings
@@ -18,7 +18,8 @@ import warnings
 import numpy as np
 import torch
 
-from ._ensemble import dihedral, shuffle_split
+from ._ensemble import shuffle_split
+from ._loop import LR_FLOOR, box_sums, crop_positions, draw_batch, run  # noqa: F401
 from ._progress import progress_bar
 from .utils import TDRUserWarning, atomic_open
 
@@ -26,8 +27,6 @@ __all__ = []
 
 _CHECKPOINT_MAGIC = "tdrdenoise-checkpoint"
 _CHECKPOINT_VERSION = 1
-#: Final learning rate of the cosine schedule, as a fraction of the peak.
-LR_FLOOR = 0.01
 
 
 def new_seed():
@@ -117,22 +116,6 @@ def _read_checkpoint(path):
     return state
 
 
-def box_sums(a, p):
-    """Sums of ``a`` over every ``p`` x ``p`` window, indexed by the window's top-left
-    corner (shape ``(h - p + 1, w - p + 1)``), from one cumulative sum."""
-    csum = np.pad(a.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    return csum[p:, p:] - csum[:-p, p:] - csum[p:, :-p] + csum[:-p, :-p]
-
-
-def crop_positions(valid, p):
-    """Top-left corners of crops with at least half of their pixels valid."""
-    counts = box_sums(valid.astype(np.int64), p)
-    ys, xs = np.nonzero(counts >= 0.5 * p * p)
-    if ys.size == 0:
-        ys, xs = np.nonzero(counts == counts.max())
-    return ys, xs
-
-
 def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, batch_size,
           device, history, action="fit", schedule=True, progress=None, callback=None,
           checkpoint=None, checkpoint_every=100, settings=None):
@@ -170,7 +153,7 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
     # one image, or the sub-images of a pixel-shuffled one: crops come from any of them
     images = list(z) if isinstance(z, (list, tuple)) else [z]
     valids = list(valid) if isinstance(valid, (list, tuple)) else [valid]
-    zts, vts, where = [], [], []
+    images_t, where = [], []
     for k, (zi, vi) in enumerate(zip(images, valids)):
         h, w = zi.shape
         if h < p or w < p:  # small images: pad once with invalid pixels
@@ -178,8 +161,8 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
             zi, vi = np.pad(zi, pad), np.pad(vi, pad)
         ys, xs = crop_positions(vi, p)
         where.append(np.stack([np.full(ys.size, k), ys, xs], 1))
-        zts.append(torch.from_numpy(np.ascontiguousarray(zi, np.float32)))
-        vts.append(torch.from_numpy(np.ascontiguousarray(vi)))
+        images_t.append((torch.from_numpy(np.ascontiguousarray(zi, np.float32)),
+                         torch.from_numpy(np.ascontiguousarray(vi))))
     where = np.concatenate(where)
     shape = list(images[0].shape) if len(images) == 1 else [len(images)] + list(
         images[0].shape)
@@ -245,44 +228,30 @@ def train(net, z, valid, *, steps, seed, learning_rate, keep_prob, patch_size, b
                 losses, start = list(state["losses"]), int(state["step"])
                 resumed = done = start
                 bar.update(start)
-            for step in range(start, steps):
-                if schedule:
-                    frac = step / max(steps - 1, 1)
-                    lr = learning_rate * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 *
-                                          (1 + math.cos(math.pi * frac)))
-                    for group in opt.param_groups:
-                        group["lr"] = lr
-                pick = rng.integers(len(where), size=batch_size)
-                xb, vb = [], []
-                for i in pick:
-                    k, y0, x0 = where[i]
-                    t = int(rng.integers(8))
-                    xb.append(dihedral(zts[k][y0:y0 + p, x0:x0 + p], t))
-                    vb.append(dihedral(vts[k][y0:y0 + p, x0:x0 + p], t))
-                x = torch.stack(xb)[:, None].to(device)
-                v = torch.stack(vb)[:, None].to(device)
+
+            def loss_of(batch):
+                x, v = batch
                 keep = (torch.rand(x.shape, generator=gen) < keep_prob).to(device) & v
                 target = (v & ~keep).float()
                 out = net(x, keep.float())
-                loss = ((out - x) ** 2 * target).sum() / target.sum().clamp(min=1)
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise FloatingPointError(
-                        f"the training loss is {value} at step {step + 1} of {steps}: the "
-                        "input holds values the network cannot handle, most often extreme "
-                        "pixels (fill values, saturation); mask them or lower the model's "
-                        "outlier_threshold")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(value)
-                done += 1
+                return ((out - x) ** 2 * target).sum() / target.sum().clamp(min=1)
+
+            def after_step(count):
+                nonlocal done
+                done = count
                 if checkpoint is not None and done % checkpoint_every == 0 and done < steps:
                     _save_checkpoint(checkpoint, identity, seed, done, net, opt, rng, gen,
                                      losses, device if cuda else None, steps)
                 bar.update()
                 if callback is not None:
                     callback(done)
+
+            run(opt, loss_of, steps=steps, start=start, learning_rate=learning_rate,
+                schedule=schedule, losses=losses, what="training",
+                draw=lambda: draw_batch(rng, images_t, where, p, batch_size, device),
+                hint=": the input holds values the network cannot handle, most often "
+                     "extreme pixels (fill values, saturation); mask them or lower the "
+                     "model's outlier_threshold", after_step=after_step)
             # checked before the finished state is stored: a diverged network is
             # never kept as a finished training
             check_weights(net, f"the network after {done} training steps")
