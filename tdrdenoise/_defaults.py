@@ -23,8 +23,7 @@ DEFAULT_STUDENT_WIDTH = 24
 DEFAULT_TILE_SIZE = 1024
 #: Steps between two checkpoints of :meth:`TDRModel.fit`.
 DEFAULT_CHECKPOINT_EVERY = 100
-#: Monte-Carlo passes of the ensemble. The prediction code (``_predict.py``) still
-#: defines its own copy; tests/test_cli.py checks that the two agree.
+#: Monte-Carlo passes of the ensemble (``method="ensemble"``).
 DEFAULT_N_PREDICTIONS = 16
 #: The prediction methods (``method=`` of tdr_denoise, predict, the command line).
 METHODS = ("auto", "student", "ensemble")

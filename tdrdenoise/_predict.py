@@ -9,6 +9,7 @@ import numpy as np
 from astropy import units as u
 
 from ._containers import check_image, unpack
+from ._defaults import DEFAULT_N_PREDICTIONS
 from ._calibration import calibrate as level_calibrate
 from ._distil import resolve_method, student_predict
 from ._ensemble import shuffled_ensemble
@@ -19,9 +20,6 @@ from ._validate import check_flag
 from ._wiener import refine as wiener_refine
 
 __all__ = []
-
-#: Passes of the Monte-Carlo ensemble (``method="ensemble"``).
-DEFAULT_N_PREDICTIONS = 16
 
 
 def predict_image(model, image, *, method, n_predictions, seed, tile_size, progress,

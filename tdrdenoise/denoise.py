@@ -2,9 +2,10 @@
 import numpy as np
 
 from ._containers import check_image, repack, unpack
+from ._defaults import DEFAULT_N_PREDICTIONS
 from ._distil import resolve_method
 from ._normalization import describe_noise, held_out, replaced_pixels
-from ._predict import DEFAULT_N_PREDICTIONS, refined_held
+from ._predict import refined_held
 from ._provenance import (DENOISE, FRACTION, cards, check_add_keyword, denoise_record,
                           header_name, restored_fraction)
 from ._validate import (NoiseMultiple, check_denoise_options, format_threshold,

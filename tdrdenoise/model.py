@@ -14,14 +14,14 @@ from astropy import units as u
 
 from . import model_io
 from ._defaults import (DEFAULT_CHECKPOINT_EVERY, DEFAULT_DISTIL_STEPS,  # noqa: F401
-                        DEFAULT_FINE_TUNE_STEPS, DEFAULT_STEPS, DEFAULT_STUDENT_WIDTH,
-                        DEFAULT_TILE_SIZE)
+                        DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_STEPS,
+                        DEFAULT_STUDENT_WIDTH, DEFAULT_TILE_SIZE)
 from ._containers import check_image, series_names, unpack, unpack_images
 from ._distil import distil_model
 from ._ensemble import GRID
 from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, describe_noise,
                              make_normalization, network_input, noise_in_image_unit)
-from ._predict import DEFAULT_N_PREDICTIONS, predict_arrays, predict_image
+from ._predict import predict_arrays, predict_image
 from ._training import (checkpoint_seed, discard_own_checkpoint, fine_tune_arrays,
                         new_seed, train_model)
 from ._validate import check_model_settings, check_student_width

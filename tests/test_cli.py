@@ -64,11 +64,11 @@ def test_help_does_not_import_torch():
 
 
 def test_cli_defaults_match_the_code():
-    """The parser's defaults come from _defaults.py (no torch); the prediction code's
-    copy of the ensemble size must agree with it."""
+    """The parser's defaults come from _defaults.py (no torch), the one place that
+    defines them; the prediction code uses the same values."""
     from tdrdenoise import _defaults, _predict, model
 
-    assert _defaults.DEFAULT_N_PREDICTIONS == _predict.DEFAULT_N_PREDICTIONS
+    assert _predict.DEFAULT_N_PREDICTIONS is _defaults.DEFAULT_N_PREDICTIONS
     assert model.DEFAULT_STEPS == _defaults.DEFAULT_STEPS
 
 
