@@ -3,12 +3,16 @@ r"""tdrdenoise: train-denoise-restore (TDR) denoising of astronomical images.
 The three steps of the method (Liu, Quan et al., Nature Astronomy 2025):
 
 - **T**\ rain: :class:`TDRModel` and its :meth:`~TDRModel.fit` learn a Self2Self
-  network from one noisy image (:mod:`tdrdenoise.model`, :mod:`tdrdenoise.network`).
-- **D**\ enoise: :func:`tdr_denoise` predicts with the student distilled from the
-  Monte-Carlo dropout ensemble (or the ensemble itself), then calibrates and refines
-  the result (:mod:`tdrdenoise.denoise`).
+  network from one noisy image (:mod:`tdrdenoise.model`, the facade; the training
+  itself in ``tdrdenoise/training/``: network, loop, Self2Self, distillation).
+- **D**\ enoise: :func:`tdr_denoise` (:mod:`tdrdenoise.denoise`) runs the prediction
+  pipeline of ``tdrdenoise/prediction/`` in data order: normalization, the distilled
+  student or the Monte-Carlo dropout ensemble, level calibration, Wiener refinement.
 - **R**\ estore: :func:`restore` gives back their initial value to pixels changed by
   more than R (:mod:`tdrdenoise.restore`).
+
+Images enter and leave through ``tdrdenoise/io/`` (files, containers, provenance).
+The contributors' guide to this layout is docs/architecture.rst.
 """
 from importlib import import_module
 from typing import TYPE_CHECKING
@@ -26,13 +30,14 @@ _LAZY = {"TDRModel": "model", "tdr_denoise": "denoise", "denoise_files": "batch"
          "denoise_collection": "batch", "read_image": "io", "write_image": "io",
          "TDRUserWarning": "utils"}
 _SUBMODULES = {"batch", "cli", "datasets", "demo", "denoise", "io", "metrics", "model",
-               "model_io", "network", "restore_files", "utils", "version", "visualization"}
+               "model_io", "network", "prediction", "restore_files", "training", "utils",
+               "version", "visualization"}
 
 
 if TYPE_CHECKING:  # what the lazy names are, for linters, type checkers and editors
     from .batch import denoise_collection, denoise_files
     from .denoise import tdr_denoise
-    from .io import read_image, write_image
+    from .io.images import read_image, write_image
     from .model import TDRModel
     from .utils import TDRUserWarning
 

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 from astropy import units as u
 
-from ._containers import MIN_SIZE, scalar_in_unit
+from .io.containers import MIN_SIZE, scalar_in_unit
 
 __all__ = ["check_int", "check_seed", "check_threshold", "threshold_value", "NoiseMultiple",
            "check_fill", "FILLS", "format_threshold",
@@ -289,7 +289,7 @@ def threshold_value(R, unit, name="R", shape=None):
         As :func:`check_threshold`; ValueError also for an array of the wrong shape.
     astropy.units.UnitsError
         If the unit of ``R`` cannot be converted to ``unit`` (see
-        :func:`~tdrdenoise._containers.scalar_in_unit`).
+        :func:`~tdrdenoise.io.containers.scalar_in_unit`).
 
     Examples
     --------

@@ -15,15 +15,15 @@ import warnings
 import numpy as np
 from astropy.table import Table
 
-from ._containers import cast_data, cast_problems, overflow_message
-from ._distil import resolve_method
+from .io.containers import cast_data, cast_problems, overflow_message
+from .prediction.student import resolve_method
 from ._progress import progress_bar
-from ._provenance import FRACTION, check_add_keyword
+from .io.provenance import FRACTION, check_add_keyword
 from ._validate import NoiseMultiple, check_denoise_options
-from .io import output_path, read_image, write_image
+from .io.images import output_path, read_image, write_image
 from .model import TDRModel
-from .utils import (OutputClaimedError, TDRUserWarning, claim_output,
-                    clean_stale_temporaries, prepare_output_folder)
+from .utils import (OutputClaimedError, TDRUserWarning, claim_output, clean_stale_temporaries,
+                    prepare_output_folder)
 
 __all__ = ["denoise_files", "denoise_collection"]
 

@@ -72,7 +72,7 @@ def _checkpoint_options(args, fit):
 
 
 def _cmd_train(args):
-    from .io import read_image
+    from .io.images import read_image
     from .model import TDRModel
     from .utils import clean_stale_temporaries, prepare_output_folder
 
@@ -222,7 +222,7 @@ def _cmd_restore(args):
 
     noise = None
     if args.model is not None:
-        from .io import read_image
+        from .io.images import read_image
         from .model import TDRModel
 
         model = TDRModel.load(args.model, device="cpu")
@@ -238,7 +238,7 @@ def _cmd_restore(args):
 
 
 def _cmd_evaluate(args):
-    from .io import read_image
+    from .io.images import read_image
 
     try:
         from .metrics import evaluate

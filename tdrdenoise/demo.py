@@ -13,7 +13,7 @@ from astropy.table import Table
 
 from .datasets import make_granulation
 from ._defaults import DEFAULT_N_PREDICTIONS
-from ._distil import resolve_method
+from .prediction.student import resolve_method
 from .model import DEFAULT_FINE_TUNE_STEPS
 
 __all__ = ["run_demo", "DEMO_STEPS"]

@@ -1,22 +1,21 @@
 """Denoise and restore in one call (the "D" and "R" of TDR) on any image container."""
 import numpy as np
 
-from ._containers import check_image, repack, unpack
+from .io.containers import check_image, repack, unpack
 from ._defaults import DEFAULT_N_PREDICTIONS
-from ._distil import resolve_method
-from ._normalization import describe_noise, held_out, replaced_pixels
-from ._predict import refined_held
-from ._provenance import (DENOISE, FRACTION, cards, check_add_keyword, denoise_record,
-                          header_name, restored_fraction)
-from ._validate import (NoiseMultiple, check_denoise_options, format_threshold,
-                        threshold_value)
+from .prediction.student import resolve_method
+from .prediction.normalization import describe_noise, held_out, replaced_pixels
+from .prediction.pipeline import refined_held
+from .io.provenance import (DENOISE, FRACTION, cards, check_add_keyword, denoise_record,
+                            header_name, restored_fraction)
+from ._validate import (NoiseMultiple, check_denoise_options, format_threshold, threshold_value)
 from .model import DEFAULT_FINE_TUNE_STEPS, DEFAULT_TILE_SIZE, TDRModel
 from .restore import restore
 
 __all__ = ["tdr_denoise"]
 
 #: The cards written by default: (key, long step name pointing to it in FITS headers);
-#: defined with the other provenance keys in _provenance.py.
+#: defined with the other provenance keys in io/provenance.py.
 RECORD_CARD = DENOISE
 FRACTION_CARD = FRACTION
 

@@ -1,10 +1,11 @@
 """TDRModel: the Self2Self network and what it learned (the "T" of TDR).
 
-A thin facade: the training loop and fine-tuning live in ``_training.py``, the
-prediction in ``_predict.py`` (on top of the Monte-Carlo ensemble of ``_ensemble.py``),
+A thin facade: the training loop and fine-tuning live in ``training/self2self.py``,
+the prediction in ``prediction/pipeline.py`` (on top of the Monte-Carlo ensemble of
+``prediction/ensemble.py``),
 model files in :mod:`tdrdenoise.model_io` (which reads plain state:
 :meth:`TDRModel.load` assembles the model from it), the scaling of pixel values in
-``_normalization.py`` and the checks of the settings in ``_validate.py``.
+``prediction/normalization.py`` and the checks of the settings in ``_validate.py``.
 """
 import hashlib
 import os
@@ -16,17 +17,17 @@ from . import model_io
 from ._defaults import (DEFAULT_CHECKPOINT_EVERY, DEFAULT_DISTIL_STEPS,  # noqa: F401
                         DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_STEPS,
                         DEFAULT_STUDENT_WIDTH, DEFAULT_TILE_SIZE)
-from ._containers import check_image, series_names, unpack, unpack_images
-from ._distil import distil_model
-from ._ensemble import GRID
-from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, describe_noise,
-                             make_normalization, network_input, noise_in_image_unit)
-from ._predict import predict_arrays, predict_image
-from ._training import (checkpoint_seed, discard_own_checkpoint, fine_tune_arrays,
-                        new_seed, train_model)
+from .io.containers import check_image, series_names, unpack, unpack_images
+from .training.distil import distil_model
+from .prediction.ensemble import GRID
+from .prediction.normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, describe_noise,
+                                       make_normalization, network_input, noise_in_image_unit)
+from .prediction.pipeline import predict_arrays, predict_image
+from .training.self2self import (checkpoint_seed, discard_own_checkpoint, fine_tune_arrays,
+                                 new_seed, train_model)
 from ._validate import check_model_settings, check_student_width
 from .model_io import FILE_FORMAT_VERSION  # noqa: F401  (kept importable from here)
-from .network import SelfToSelfUNet
+from .training.network import SelfToSelfUNet
 from .utils import resolve_device
 
 __all__ = ["TDRModel"]

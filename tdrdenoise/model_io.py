@@ -38,12 +38,12 @@ from astropy import units as u
 from astropy.utils.exceptions import AstropyDeprecationWarning
 
 from . import _builders
-from ._normalization import OUTLIER_THRESHOLD, TRANSFORM, check_normalization
-from ._provenance import header_name  # noqa: F401  (public here, as before)
-from ._training import check_weights
-from ._validate import (MAX_BATCH_SIZE, MAX_PATCH_SIZE, MAX_STUDENT_HEAD,
-                        MAX_STUDENT_WIDTH, MAX_WIDTH)
-from .network import SelfToSelfUNet, StudentUNet
+from .prediction.normalization import OUTLIER_THRESHOLD, TRANSFORM, check_normalization
+from .io.provenance import header_name  # noqa: F401  (public here, as before)
+from .training.self2self import check_weights
+from ._validate import (MAX_BATCH_SIZE, MAX_PATCH_SIZE, MAX_STUDENT_HEAD, MAX_STUDENT_WIDTH,
+                        MAX_WIDTH)
+from .training.network import SelfToSelfUNet, StudentUNet
 from .utils import TDRUserWarning, atomic_open, resolve_device
 from .version import __version__
 

@@ -3,7 +3,7 @@ import numpy as np
 from astropy import units as u
 from scipy import ndimage
 
-from ._containers import join_quantity, split_quantity
+from .io.containers import join_quantity, split_quantity
 from ._validate import FILLS, NoiseMultiple, check_fill, threshold_value
 
 __all__ = ["restore", "ambient_values", "NoiseMultiple", "AMBIENT_WINDOW", "FILLS"]

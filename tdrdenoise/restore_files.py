@@ -11,18 +11,18 @@ import numpy as np
 from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from ._noise import difference_noise
-from ._provenance import (DENOISE, FRACTION, RESTORE, cards, restore_record,
-                          restored_fraction, write_cards)
+from .prediction.noise import difference_noise
+from .io.provenance import (DENOISE, FRACTION, RESTORE, cards, restore_record, restored_fraction,
+                            write_cards)
 from ._validate import (NoiseMultiple, check_fill, check_threshold, format_threshold,
                         threshold_value)
-from .io import read_image, write_image
+from .io.images import read_image, write_image
 from .restore import restore
 
 __all__ = ["restore_file", "RESTORE_CARD"]
 
 #: The card written by :func:`restore_file`: (key, long step name pointing to it);
-#: defined with the other provenance keys in _provenance.py.
+#: defined with the other provenance keys in io/provenance.py.
 RESTORE_CARD = RESTORE
 
 
@@ -93,7 +93,7 @@ def restore_file(denoised, initial, output, R, *, fill="initial", overwrite=Fals
         :func:`~tdrdenoise.tdr_denoise`). ``NoiseMultiple(k)`` is ``k`` times the
         input's ``UNCERT`` extension where it has one, else ``k`` times ``noise``,
         else ``k`` times the noise measured on the input
-        (:func:`~tdrdenoise._noise.difference_noise`, the estimator a model is
+        (:func:`~tdrdenoise.prediction.noise.difference_noise`, the estimator a model is
         trained with).
     fill : {"initial", "ambient"}, optional
         The value of restored pixels (see :func:`~tdrdenoise.restore`).

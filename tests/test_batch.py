@@ -336,7 +336,7 @@ def test_unwritable_output_dir(files, model, tmp_path):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX pids")
 def test_claims_and_stale_files(files, model, tmp_path):
-    from tdrdenoise._files import host_name as _host
+    from tdrdenoise.io.files import host_name as _host
 
     out_dir = tmp_path / "out"
     out_dir.mkdir()

@@ -1,4 +1,4 @@
-"""Level calibration (``tdrdenoise/_calibration.py``) and its ``calibrate`` option
+"""Level calibration (``tdrdenoise/prediction/calibration.py``) and its ``calibrate`` option
 (the checks of the option are shared with ``refine``, the Wiener refinement)."""
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from astropy.nddata import CCDData
 from scipy import ndimage
 
 from tdrdenoise import TDRModel, tdr_denoise
-from tdrdenoise._calibration import LEVEL_EDGES, MIN_BIN_PIXELS, calibrate, level_weights
+from tdrdenoise.prediction.calibration import LEVEL_EDGES, MIN_BIN_PIXELS, calibrate, level_weights
 
 FAST = dict(fine_tune_steps=0, n_predictions=2, seed=0, progress=False)
 

@@ -66,9 +66,10 @@ def test_help_does_not_import_torch():
 def test_cli_defaults_match_the_code():
     """The parser's defaults come from _defaults.py (no torch), the one place that
     defines them; the prediction code uses the same values."""
-    from tdrdenoise import _defaults, _predict, model
+    from tdrdenoise import _defaults, model
+    from tdrdenoise.prediction import pipeline
 
-    assert _predict.DEFAULT_N_PREDICTIONS is _defaults.DEFAULT_N_PREDICTIONS
+    assert pipeline.DEFAULT_N_PREDICTIONS is _defaults.DEFAULT_N_PREDICTIONS
     assert model.DEFAULT_STEPS == _defaults.DEFAULT_STEPS
 
 

@@ -7,7 +7,7 @@ from astropy import units as u
 from astropy.io import fits
 
 from tdrdenoise import restore, tdr_denoise
-from tdrdenoise._containers import repack, unpack
+from tdrdenoise.io.containers import repack, unpack
 
 FAST = dict(fine_tune_steps=1, n_predictions=2, seed=0, progress=False)
 
@@ -135,7 +135,7 @@ def test_add_keyword_bad(noisy, unit_model, bad):
 def test_cast_data_refuses_overflow_and_counts_rounding():
     from astropy.nddata import CCDData, StdDevUncertainty
 
-    from tdrdenoise._containers import cast_data, cast_problems
+    from tdrdenoise.io.containers import cast_data, cast_problems
 
     values = np.array([[1.0, 1 + 2.0 ** -40, 16777217.0, 1e39, np.nan, np.inf]])
     assert cast_problems(values, np.float32) == (1, 2, 1e39)
@@ -174,7 +174,7 @@ def test_array_errors_of_other_kinds_are_not_called_ragged():
     ([[1.0, 2.0, 3.0], [4.0, 5.0]], "row lengths 2, 3"),
     ([[1.0, 2.0], 3.0], "numbers and rows mixed")])
 def test_ragged_list_message(ragged, detail, unit_model):
-    from tdrdenoise._containers import unpack_images
+    from tdrdenoise.io.containers import unpack_images
 
     for call in (lambda: unpack(ragged, "image"), lambda: unpack_images(ragged),
                  lambda: tdr_denoise(ragged, unit_model, **FAST)):

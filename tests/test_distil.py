@@ -6,7 +6,7 @@ from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from tdrdenoise import TDRModel, tdr_denoise
-from tdrdenoise._distil import resolve_method, student_predict
+from tdrdenoise.prediction.student import resolve_method, student_predict
 from tdrdenoise.model_io import decode_payload, encode_payload, payload_checksum
 
 from .conftest import smooth_field
@@ -171,7 +171,7 @@ def test_impulses_inpainted_by_the_student():
 
 
 def test_large_images_get_targets_on_windows(monkeypatch, pair):
-    from tdrdenoise import _distil
+    from tdrdenoise.training import distil as _distil
     shapes = []
     real = _distil.teacher_targets
 

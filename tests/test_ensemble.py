@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tdrdenoise import TDRModel
-from tdrdenoise._ensemble import dihedral, dihedral_inverse, pad_to_grid, tiled_apply
+from tdrdenoise.prediction.ensemble import dihedral, dihedral_inverse, pad_to_grid, tiled_apply
 from tdrdenoise.network import SelfToSelfUNet
 
 from .conftest import smooth_field

@@ -1,9 +1,9 @@
-"""Tests of tdrdenoise._loop: the one training loop of Self2Self and distillation."""
+"""Tests of tdrdenoise.training.loop: the one training loop of Self2Self and distillation."""
 import numpy as np
 import pytest
 import torch
 
-from tdrdenoise._loop import LR_FLOOR, cosine_rate, crop_positions, draw_batch, run
+from tdrdenoise.training.loop import LR_FLOOR, cosine_rate, crop_positions, draw_batch, run
 
 
 def test_cosine_rate_runs_from_the_peak_to_the_floor():

@@ -6,8 +6,8 @@ import pytest
 from astropy.nddata import CCDData
 
 from tdrdenoise import TDRModel, TDRUserWarning, tdr_denoise
-from tdrdenoise._normalization import (OUTLIER_THRESHOLD, extreme_pixels, forward, inverse,
-                                       make_normalization, network_input)
+from tdrdenoise.prediction.normalization import (OUTLIER_THRESHOLD, extreme_pixels, forward,
+                                                 inverse, make_normalization, network_input)
 
 from .conftest import smooth_field
 
@@ -128,11 +128,10 @@ def test_1e4_sigma_pixel_does_not_spoil_the_model():
 # ---------------------------------------------------------------- bright structure
 from scipy import ndimage  # noqa: E402
 
-from tdrdenoise._noise import neighbour_correlation, white_fraction  # noqa: E402
-from tdrdenoise._normalization import (BRIGHT_THRESHOLD, bright_pixels,  # noqa: E402
-                                       choose_shuffle, describe_noise, impulse_clustering,
-                                       impulse_diagnostics, impulse_fraction,
-                                       impulse_pixels)
+from tdrdenoise.prediction.noise import neighbour_correlation, white_fraction  # noqa: E402
+from tdrdenoise.prediction.normalization import (  # noqa: E402
+    BRIGHT_THRESHOLD, bright_pixels, choose_shuffle, describe_noise, impulse_clustering,
+    impulse_diagnostics, impulse_fraction, impulse_pixels)
 
 
 def test_bright_pixels_held_out():

@@ -57,12 +57,13 @@ def test_no_private_name_across_modules(path):
 
 def test_the_check_finds_private_names(tmp_path):
     source = tmp_path / "example.py"
-    source.write_text("from ._containers import is_map, _Image\n"
-                      "from ._noise import difference_noise\n"
-                      "from . import _noise\n"
+    source.write_text("from .io.containers import is_map, _Image\n"
+                      "from .prediction.noise import difference_noise\n"
+                      "from . import _validate\n"
                       "from tdrdenoise.utils import _umask\n"
                       "from . import __version__\n")
-    assert private_imports(source, PACKAGE) == ["_Image from ._containers", "_umask from .utils"]
+    assert private_imports(source, PACKAGE) == ["_Image from .io.containers",
+                                                "_umask from .utils"]
 
 
 def _module_name(path):
@@ -113,6 +114,18 @@ def test_no_import_circle():
         return seen
 
     assert sorted(m for m in graph if m in reaches(m)) == []
+
+
+def test_layers_run_one_way():
+    """The prediction stages never import the training (training uses them), and io
+    imports nothing of tdrdenoise outside itself but the warning class (no torch)."""
+    graph = module_imports()
+    for name, targets in graph.items():
+        if name.startswith("tdrdenoise.prediction"):
+            assert not any(t.startswith("tdrdenoise.training") for t in targets), name
+        if name.startswith("tdrdenoise.io"):
+            assert all(t.startswith("tdrdenoise.io") or t == "tdrdenoise._warnings"
+                       for t in targets), (name, targets)
 
 
 def test_model_io_returns_a_model_in_a_fresh_process(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of tdrdenoise._provenance: the header cards of tdr_denoise, restore_file and
+"""Tests of tdrdenoise.io.provenance: the header cards of tdr_denoise, restore_file and
 denoise_files, written in one place."""
 import numpy as np
 import pytest
@@ -7,9 +7,9 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 
 from tdrdenoise import tdr_denoise
-from tdrdenoise._provenance import (DENOISE, FRACTION, RESTORE, cards, check_add_keyword,
-                                    denoise_record, header_name, restore_record,
-                                    restored_fraction, write_cards)
+from tdrdenoise.io.provenance import (DENOISE, FRACTION, RESTORE, cards, check_add_keyword,
+                                      denoise_record, header_name, restore_record,
+                                      restored_fraction, write_cards)
 from tdrdenoise.batch import denoise_files
 from tdrdenoise.denoise import FRACTION_CARD, RECORD_CARD
 from tdrdenoise.restore_files import RESTORE_CARD

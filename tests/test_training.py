@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tdrdenoise import TDRModel, TDRUserWarning
-from tdrdenoise._training import train
+from tdrdenoise.training.self2self import train
 from tdrdenoise.network import SelfToSelfUNet
 
 TINY = dict(patch_size=32, batch_size=2, device="cpu")
@@ -171,7 +171,7 @@ def test_fitting_again_replaces_the_models_own_finished_checkpoint(tmp_path, noi
     """The same model fitting again with the same checkpoint, unsaved: its own
     finished checkpoint is removed first (the new fit replaces those weights), so
     another image is not refused and seed=None trains afresh."""
-    from tdrdenoise._training import _read_checkpoint
+    from tdrdenoise.training.self2self import _read_checkpoint
 
     ckpt = tmp_path / "train.ckpt"
     model = TDRModel(**TINY)
@@ -253,7 +253,7 @@ def test_interrupted_distillation_of_the_same_model_resumes(tmp_path, noisy, mon
 def test_non_finite_weights_are_never_checkpointed_as_finished(tmp_path, noisy):
     """Weights that become non-finite at the last step: the fit fails and the
     checkpoint keeps the last good (unfinished) state, not a finished NaN one."""
-    from tdrdenoise._training import _read_checkpoint
+    from tdrdenoise.training.self2self import _read_checkpoint
 
     ckpt = tmp_path / "train.ckpt"
     model = TDRModel(**TINY)

@@ -1,12 +1,12 @@
-"""Wiener refinement (``tdrdenoise/_wiener.py``) and its ``refine`` option (its header
+"""Wiener refinement (``tdrdenoise/prediction/wiener.py``) and its ``refine`` option (its header
 record and type checks are in test_calibration.py, beside those of ``calibrate``)."""
 import numpy as np
 import pytest
 from scipy import ndimage
 
 from tdrdenoise import TDRModel, tdr_denoise
-from tdrdenoise._wiener import (MIN_WINDOWS, PATCH, dct_matrix, noise_profile, noise_table,
-                                refine)
+from tdrdenoise.prediction.wiener import (MIN_WINDOWS, PATCH, dct_matrix, noise_profile,
+                                          noise_table, refine)
 
 
 def scene(shape=(128, 128), seed=0):

@@ -2,7 +2,7 @@
 import numpy as np
 from astropy.stats import mad_std
 
-__all__ = ["difference_noise", "neighbour_correlation", "white_fraction"]
+__all__ = ["difference_noise", "neighbour_correlation", "white_fraction", "box_sums"]
 
 
 def difference_noise(data, invalid=None):
@@ -30,7 +30,7 @@ def difference_noise(data, invalid=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from tdrdenoise._noise import difference_noise
+    >>> from tdrdenoise.prediction.noise import difference_noise
     >>> noise = np.random.default_rng(0).normal(0, 2.0, (200, 200))
     >>> round(difference_noise(noise), 1)
     2.0
@@ -112,7 +112,7 @@ def neighbour_correlation(data, invalid=None, far=3):
     --------
     >>> import numpy as np
     >>> from scipy import ndimage
-    >>> from tdrdenoise._noise import neighbour_correlation
+    >>> from tdrdenoise.prediction.noise import neighbour_correlation
     >>> white = np.random.default_rng(0).normal(size=(256, 256))
     >>> round(neighbour_correlation(white), 1)
     0.0
@@ -153,7 +153,7 @@ def white_fraction(data, invalid=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from tdrdenoise._noise import white_fraction
+    >>> from tdrdenoise.prediction.noise import white_fraction
     >>> yy, xx = np.mgrid[:128, :128]
     >>> smooth = np.sin(xx / 5.0) * np.cos(yy / 7.0)
     >>> white_fraction(smooth) < 0.1
@@ -167,3 +167,10 @@ def white_fraction(data, invalid=None):
         return 1.0
     v_near, v_wide = spreads[0] ** 2, spreads[1] ** 2
     return float(min(max((4.0 - v_wide / v_near) / 3.0, 0.0), 1.0))
+
+
+def box_sums(a, p):
+    """Sums of ``a`` over every ``p`` x ``p`` window, indexed by the window's top-left
+    corner (shape ``(h - p + 1, w - p + 1)``), from one cumulative sum."""
+    csum = np.pad(a.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    return csum[p:, p:] - csum[:-p, p:] - csum[p:, :-p] + csum[:-p, :-p]

@@ -116,7 +116,7 @@ def level_weights(y, d, use, scale=1.0):
     Examples
     --------
     >>> import numpy as np
-    >>> from tdrdenoise._calibration import level_weights
+    >>> from tdrdenoise.prediction.calibration import level_weights
     >>> rng = np.random.default_rng(0)
     >>> truth = np.zeros((200, 200)); truth[50:150, 50:150] = 8.0
     >>> y = truth + rng.normal(size=truth.shape)

@@ -11,19 +11,13 @@ import math
 import numpy as np
 import torch
 
-from ._ensemble import dihedral
+from ..prediction.ensemble import dihedral
+from ..prediction.noise import box_sums
 
-__all__ = ["LR_FLOOR", "box_sums", "crop_positions", "cosine_rate", "draw_batch", "run"]
+__all__ = ["LR_FLOOR", "crop_positions", "cosine_rate", "draw_batch", "run"]
 
 #: Final learning rate of the cosine schedule, as a fraction of the peak.
 LR_FLOOR = 0.01
-
-
-def box_sums(a, p):
-    """Sums of ``a`` over every ``p`` x ``p`` window, indexed by the window's top-left
-    corner (shape ``(h - p + 1, w - p + 1)``), from one cumulative sum."""
-    csum = np.pad(a.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    return csum[p:, p:] - csum[:-p, p:] - csum[p:, :-p] + csum[:-p, :-p]
 
 
 def crop_positions(valid, p):

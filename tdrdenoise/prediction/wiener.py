@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from astropy.stats import mad_std
 
-from ._training import box_sums
+from .noise import box_sums
 
 __all__ = []
 

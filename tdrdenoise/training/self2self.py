@@ -1,6 +1,6 @@
 """Self2Self training, its checkpoints and its checks (plain arrays in).
 
-:func:`train` runs the loop of ``_loop.py`` (shared with the distillation) and
+:func:`train` runs the loop of ``loop.py`` (shared with the distillation) and
 fits a :class:`~tdrdenoise.network.SelfToSelfUNet` to one normalised
 image: random crops with their eight flips/transposes, a Bernoulli mask over the
 input, the loss on the dropped pixels only, Adam with a cosine learning-rate schedule.
@@ -18,20 +18,16 @@ import warnings
 import numpy as np
 import torch
 
-from ._ensemble import shuffle_split
-from ._loop import LR_FLOOR, box_sums, crop_positions, draw_batch, run  # noqa: F401
-from ._progress import progress_bar
-from .utils import TDRUserWarning, atomic_open
+from ..prediction.ensemble import new_seed, shuffle_split  # noqa: F401
+from ..prediction.noise import box_sums  # noqa: F401
+from .loop import LR_FLOOR, crop_positions, draw_batch, run  # noqa: F401
+from .._progress import progress_bar
+from ..utils import TDRUserWarning, atomic_open
 
 __all__ = []
 
 _CHECKPOINT_MAGIC = "tdrdenoise-checkpoint"
 _CHECKPOINT_VERSION = 1
-
-
-def new_seed():
-    """A random seed (recorded in the history, so that a run can be repeated)."""
-    return int(np.random.SeedSequence().entropy % 2**32)
 
 
 def check_weights(net, what="the network"):

@@ -105,7 +105,7 @@ def cards(add_keyword, record, fraction, step=DENOISE):
 
     Examples
     --------
-    >>> from tdrdenoise._provenance import cards
+    >>> from tdrdenoise.io.provenance import cards
     >>> cards(True, "R=inf", 0.25)
     [('TDRDENOI', 'R=inf', 'tdr_denoise'), ('TDRRFRAC', 0.25, 'tdr_restored_fraction')]
     >>> cards("DENOISED", "R=inf", 0.25)[0]
@@ -163,7 +163,7 @@ def denoise_record(*, R, model_name, fingerprint, method, n_predictions, fine_tu
 
     Examples
     --------
-    >>> from tdrdenoise._provenance import denoise_record
+    >>> from tdrdenoise.io.provenance import denoise_record
     >>> denoise_record(R="inf", model_name="m.tdr", fingerprint="abc", method="student",
     ...                n_predictions=None, fine_tune_steps=None, seed=None,
     ...                noise="noise=white", calibrate=True, refine=False, fill="initial")
@@ -183,7 +183,7 @@ def restore_record(*, R, fill, denoised, initial):
 
     Examples
     --------
-    >>> from tdrdenoise._provenance import restore_record
+    >>> from tdrdenoise.io.provenance import restore_record
     >>> restore_record(R="0.3 G", fill="initial", denoised="/d/a_tdr.fits",
     ...                initial="/d/a.fits")
     'R=0.3 G, fill=initial, denoised=a_tdr.fits, input=a.fits'

@@ -14,7 +14,7 @@ import contextlib
 import numpy as np
 import torch
 
-from ._progress import progress_bar
+from .._progress import progress_bar
 
 __all__ = []
 
@@ -212,3 +212,8 @@ def shuffled_ensemble(net, z, valid, *, stride, n_predictions, seed, keep_prob, 
         stds.append(sd)
     return (shuffle_merge(means, z.shape, stride, np.float32),
             shuffle_merge(stds, z.shape, stride, np.float32))
+
+
+def new_seed():
+    """A random seed (recorded in the history, so that a run can be repeated)."""
+    return int(np.random.SeedSequence().entropy % 2**32)

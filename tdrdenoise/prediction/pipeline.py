@@ -1,23 +1,21 @@
 """Prediction of a trained model (the "D" of TDR) at the array level.
 
-:func:`predict_arrays` runs the Monte-Carlo ensemble of ``_ensemble.py`` on each
+:func:`predict_arrays` runs the Monte-Carlo ensemble of ``prediction/ensemble.py`` on each
 pixel-shuffled sub-image and brings the result back to the image unit;
-:func:`predict_image` wraps it for the containers of ``_containers.py``.
+:func:`predict_image` wraps it for the containers of ``io/containers.py``.
 :meth:`TDRModel.predict <tdrdenoise.TDRModel.predict>` delegates here.
 """
 import numpy as np
 from astropy import units as u
 
-from ._containers import check_image, unpack
-from ._defaults import DEFAULT_N_PREDICTIONS
-from ._calibration import calibrate as level_calibrate
-from ._distil import resolve_method, student_predict
-from ._ensemble import shuffled_ensemble
-from ._normalization import (held_out, inverse, inverse_std,
-                             pure_impulse, replaced_pixels)
-from ._training import new_seed
-from ._validate import check_flag
-from ._wiener import refine as wiener_refine
+from ..io.containers import check_image, unpack
+from .._defaults import DEFAULT_N_PREDICTIONS
+from .calibration import calibrate as level_calibrate
+from .ensemble import new_seed, shuffled_ensemble
+from .student import resolve_method, student_predict
+from .normalization import held_out, inverse, inverse_std, pure_impulse, replaced_pixels
+from .._validate import check_flag
+from .wiener import refine as wiener_refine
 
 __all__ = []
 
@@ -62,8 +60,8 @@ def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predicti
                    held=None):
     """:meth:`TDRModel.predict_arrays <tdrdenoise.TDRModel.predict_arrays>`: the mean
     and std of the network input ``z`` (the student's, or the ensemble's), in the
-    image unit (float64), level-calibrated (``_calibration.py``) unless
-    ``calibrate`` is False, then Wiener-refined (``_wiener.py``; the mean only)
+    image unit (float64), level-calibrated (``calibration.py``) unless
+    ``calibrate`` is False, then Wiener-refined (``wiener.py``; the mean only)
     unless ``refine`` is False. ``held``: the network-unit values of the bright
     pixels held out of the network, NaN elsewhere (``_normalization.held_out``); the
     refinement denoises them; their mean is NaN where it could not, or did not run."""

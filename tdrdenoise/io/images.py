@@ -14,8 +14,9 @@ from astropy.io import fits
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 
-from ._containers import is_map, to_ccddata
-from .utils import TDRUserWarning, atomic_open
+from .containers import is_map, to_ccddata
+from .._warnings import TDRUserWarning
+from .files import atomic_open
 
 __all__ = ["read_image", "write_image", "parse_unit", "output_path"]
 

@@ -14,7 +14,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 
-from ._provenance import write_cards
+from .provenance import write_cards
 
 __all__ = []
 

@@ -17,7 +17,7 @@ fine-tuning and prediction use one transform:
 
 The transform today is linear, ``z = (x * factor - median) / scale``, where ``factor``
 converts the image unit to the model's and ``scale`` is the noise of the training
-image (:func:`tdrdenoise._noise.difference_noise`).
+image (:func:`tdrdenoise.prediction.noise.difference_noise`).
 """
 import math
 import warnings
@@ -25,8 +25,8 @@ import warnings
 import numpy as np
 from scipy import ndimage
 
-from ._noise import difference_noise, neighbour_correlation, white_fraction
-from .utils import TDRUserWarning
+from .noise import difference_noise, neighbour_correlation, white_fraction
+from ..utils import TDRUserWarning
 
 __all__ = []
 
