@@ -1,16 +1,18 @@
 """Denoise and restore in one call (the "D" and "R" of TDR) on any image container."""
 import numpy as np
 
-from .io.containers import check_image, repack, unpack
+from .io.containers import check_image, repack, unit_factor, unpack
 from ._defaults import DEFAULT_N_PREDICTIONS
 from .prediction.student import resolve_method
-from .prediction.normalization import describe_noise, held_out, replaced_pixels
-from .prediction.pipeline import refined_held
+from .prediction.normalization import (describe_noise, held_out, network_input,
+                                       noise_in_image_unit, replaced_pixels)
+from .prediction.pipeline import predict_arrays, refined_held
 from .io.provenance import (DENOISE, FRACTION, cards, check_add_keyword, denoise_record,
                             header_name, restored_fraction)
 from ._validate import (NoiseMultiple, check_denoise_options, format_threshold, threshold_value)
 from .model import DEFAULT_FINE_TUNE_STEPS, DEFAULT_TILE_SIZE, TDRModel
 from .restore import restore
+from .training.self2self import fine_tune_arrays
 
 __all__ = ["tdr_denoise"]
 
@@ -27,7 +29,7 @@ def _threshold(R, img, model, factor, unit):
         return threshold_value(R, unit, shape=img.data.shape)
     sigma = img.std_uncertainty
     if sigma is None:
-        return R.factor * model.noise_scale(factor)
+        return R.factor * noise_in_image_unit(model.normalization, factor)
     return R.factor * np.array(sigma, dtype=float)
 
 
@@ -219,20 +221,21 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         n_predictions = DEFAULT_N_PREDICTIONS if n_predictions is None else n_predictions
     img = unpack(image, "image")
     check_image(img, "image", min_valid=1)
-    factor = model.unit_factor(img.unit, "image")  # unit mismatch fails before any work
+    factor = unit_factor(img.unit, model.unit, "image")  # a unit mismatch fails first
     # an image without a unit is taken to be in the model's unit
     unit = img.unit if img.unit is not None else model.unit
     threshold = _threshold(R, img, model, factor, unit)
     check_add_keyword(add_keyword)  # a bad kind fails before any work
-    z, seen, extreme, impulse = model.network_input(img.data, img.invalid, factor)
-    tuned = model.fine_tune_arrays(z, seen, steps=fine_tune_steps, seed=seed,
-                                   progress=progress) if fine_tune_steps else model
+    z, seen, extreme, impulse = network_input(img.data, img.invalid, model.normalization,
+                                              factor)
+    tuned = fine_tune_arrays(model, z, seen, steps=fine_tune_steps, seed=seed,
+                             progress=progress) if fine_tune_steps else model
     held = held_out(img.data, img.invalid, model.normalization, seen, extreme, impulse,
                     factor)
-    mean, std = tuned.predict_arrays(z, seen, factor, method=method,
-                                     n_predictions=n_predictions, seed=seed,
-                                     tile_size=tile_size, progress=progress,
-                                     calibrate=calibrate, refine=refine, held=held)
+    mean, std = predict_arrays(tuned, z, seen, factor, method=method,
+                               n_predictions=n_predictions, seed=seed, tile_size=tile_size,
+                               progress=progress, calibrate=calibrate, refine=refine,
+                               held=held)
     # the network's values replace what it saw and the impulse pixels it was not shown,
     # the refinement's the bright pixels held out of the network
     refined = refined_held(held, seen, mean)
@@ -254,7 +257,8 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         dtype = img.output_dtype
         raw_unc = img.std_uncertainty
         if raw_unc is None:
-            raw_unc = np.where(img.invalid, np.nan, model.noise_scale(factor))
+            raw_unc = np.where(img.invalid, np.nan,
+                               noise_in_image_unit(model.normalization, factor))
         # bright pixels held out: the error of a raw pixel (the refinement's own is
         # smaller), restored ones the input's
         unc = np.where(valid & ~restored_mask, std, raw_unc).astype(dtype)

@@ -8,7 +8,6 @@ new file: choosing R becomes a sweep of seconds instead of a denoising per value
 import os
 
 import numpy as np
-from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from .prediction.noise import difference_noise
@@ -16,6 +15,7 @@ from .io.provenance import (DENOISE, FRACTION, RESTORE, cards, restore_record, r
                             write_cards)
 from ._validate import (NoiseMultiple, check_fill, check_threshold, format_threshold,
                         threshold_value)
+from .io.containers import unit_factor
 from .io.images import read_image, write_image
 from .restore import restore
 
@@ -104,7 +104,7 @@ def restore_file(denoised, initial, output, R, *, fill="initial", overwrite=Fals
     unit : str or `~astropy.units.UnitBase`, optional
         Unit of ``initial``, overriding its ``BUNIT``.
     noise : float, optional
-        Noise sigma of a raw pixel in the image unit (e.g. ``model.noise_scale()``),
+        Noise sigma of a raw pixel in the image unit (e.g. ``model.noise_sigma``),
         for ``NoiseMultiple`` and the uncertainty of restored pixels when the input has
         no uncertainty.
 
@@ -165,11 +165,9 @@ def restore_file(denoised, initial, output, R, *, fill="initial", overwrite=Fals
                          f"{ini.shape}; give the input the denoised file was made from")
     den_values = np.asarray(den.data)
     if den.unit != ini.unit:
-        try:
-            den_values = (den_values * den.unit).to_value(ini.unit)
-        except u.UnitConversionError:
-            raise u.UnitsError(f"{inputs[0]} is in '{den.unit}', which cannot be converted "
-                               f"to the unit of {inputs[1]} ('{ini.unit}')") from None
+        den_values = den_values * unit_factor(
+            den.unit, ini.unit, inputs[0], "{name} is in '{unit}', which cannot be converted "
+            f"to the unit of {inputs[1]} ('{{to}}')")
     ini_data = np.asarray(ini.data)
     invalid = ~np.isfinite(ini_data)
     if ini.mask is not None:

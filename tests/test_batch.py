@@ -491,7 +491,7 @@ def test_noise_multiple_per_file_and_ambient(model, tmp_path):
                           **FAST)
     assert list(table["status"]) == ["done", "done"], list(table["error"])
     assert table.meta["R"] == "2sigma"
-    sigma = model.noise_scale()
+    sigma = model.noise_sigma
     headers = [fits.getheader(p) for p in table["output"]]
     assert f"R=2sigma of the model noise ({2 * sigma:g} adu)" in headers[0]["TDRDENOI"]
     assert "R=2sigma of the input uncertainty (per-pixel 0.5..0.5 adu)" in \

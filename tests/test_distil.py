@@ -6,6 +6,7 @@ from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from tdrdenoise import TDRModel, tdr_denoise
+from tdrdenoise.prediction.normalization import network_input
 from tdrdenoise.prediction.student import resolve_method, student_predict
 from tdrdenoise.model_io import decode_payload, encode_payload, payload_checksum
 
@@ -79,7 +80,7 @@ def test_tdr_denoise_uses_the_student_by_default(model, pair):
 
 
 def test_student_tiled_equals_untiled(model, pair):
-    z, valid, _, _ = model.network_input(pair[2], np.zeros(pair[2].shape, bool))
+    z, valid, _, _ = network_input(pair[2], np.zeros(pair[2].shape, bool), model.normalization)
     valid = valid.copy()
     valid[10:20, 30:50] = False   # masked pixels on a tile boundary
     whole = student_predict(model.student, z, valid, device=model.device, tile_size=4096)

@@ -171,7 +171,7 @@ def test_bright_pixels_are_denoised_without_the_network():
     assert err_out < 0.8 * err_in
     assert abs(out.data[src].sum() / data[src].sum() - 1) < 0.01
     assert not out.mask[src].any() and not restored.any()
-    np.testing.assert_allclose(out.uncertainty.array[src], model.noise_scale())
+    np.testing.assert_allclose(out.uncertainty.array[src], model.noise_sigma)
     assert out.meta["TDRRFRAC"] == 0
     # the rest of the image is denoised
     assert np.abs(out.data - data)[:20, :20].mean() > 0.05

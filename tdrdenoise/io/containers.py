@@ -74,7 +74,8 @@ class _Image:
                 return None
         arr = np.asarray(unc.array, dtype=float)
         if unc.unit is not None and self.unit is not None and unc.unit != self.unit:
-            arr = (arr * unc.unit).to_value(self.unit)
+            arr = arr * unit_factor(unc.unit, self.unit, "uncertainty",
+                                    "the {name} is in '{unit}', the image in '{to}'")
         return np.broadcast_to(arr, self.data.shape)
 
 
@@ -209,6 +210,29 @@ def unpack_images(image, name="image"):
     img = unpack(image, name)
     check_image(img, name)
     return [img]
+
+
+def unit_factor(unit, to, name, message=None):
+    """The factor converting values in ``unit`` to ``to`` (1.0 when either is None or
+    they are equal): the one unit conversion of tdrdenoise. ``values * factor`` gives
+    the values astropy's ``(values * unit).to_value(to)`` gives, also for a scale
+    within float rounding of 1 (astropy's ``to`` then returns exactly 1.0).
+
+    Raises
+    ------
+    astropy.units.UnitConversionError
+        If ``unit`` does not convert to ``to``: ``message`` (formatted with ``name``,
+        ``unit`` and ``to``), by default that ``name`` is not in the model's unit.
+    """
+    if unit is None or to is None or unit == to:
+        return 1.0
+    try:
+        return float(unit.to(to))
+    except u.UnitConversionError as exc:
+        if message is None:
+            message = "{name} is in '{unit}' but the model was trained on images in '{to}'"
+        # a UnitConversionError (a UnitsError) as astropy's own conversion raised
+        raise u.UnitConversionError(message.format(name=name, unit=unit, to=to)) from exc
 
 
 def split_quantity(value, name):

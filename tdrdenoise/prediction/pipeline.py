@@ -8,12 +8,13 @@ pixel-shuffled sub-image and brings the result back to the image unit;
 import numpy as np
 from astropy import units as u
 
-from ..io.containers import check_image, unpack
+from ..io.containers import check_image, unit_factor, unpack
 from .._defaults import DEFAULT_N_PREDICTIONS
 from .calibration import calibrate as level_calibrate
 from .ensemble import new_seed, shuffled_ensemble
 from .student import resolve_method, student_predict
-from .normalization import held_out, inverse, inverse_std, pure_impulse, replaced_pixels
+from .normalization import (held_out, inverse, inverse_std, network_input, pure_impulse,
+                            replaced_pixels)
 from .._validate import check_flag
 from .wiener import refine as wiener_refine
 
@@ -29,14 +30,15 @@ def predict_image(model, image, *, method, n_predictions, seed, tile_size, progr
     method = resolve_method(model, method, n_predictions, None)
     img = unpack(image, "image")
     check_image(img, "image", min_valid=1)
-    factor = model.unit_factor(img.unit, "image")
-    z, valid, extreme, impulse = model.network_input(img.data, img.invalid, factor)
+    factor = unit_factor(img.unit, model.unit, "image")
+    z, valid, extreme, impulse = network_input(img.data, img.invalid, model.normalization,
+                                               factor)
     held = held_out(img.data, img.invalid, model.normalization, valid, extreme, impulse,
                     factor)
-    mean, std = model.predict_arrays(z, valid, factor, method=method,
-                                     n_predictions=n_predictions, seed=seed,
-                                     tile_size=tile_size, progress=progress,
-                                     calibrate=calibrate, refine=refine, held=held)
+    mean, std = predict_arrays(model, z, valid, factor, method=method,
+                               n_predictions=n_predictions, seed=seed, tile_size=tile_size,
+                               progress=progress, calibrate=calibrate, refine=refine,
+                               held=held)
     refined = refined_held(held, valid, mean)
     valid = replaced_pixels(model.normalization, valid, impulse) | refined
     dtype = img.output_dtype
