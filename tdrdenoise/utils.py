@@ -14,7 +14,8 @@ import torch
 
 from ._warnings import TDRUserWarning
 from .io.files import (STALE_AFTER, OutputClaimedError, atomic_open,  # noqa: F401
-                       claim_output, clean_stale_temporaries, prepare_output_folder)
+                       clean_stale_temporaries, prepare_output_folder)
+from .io.locks import claim_output
 
 __all__ = ["TDRUserWarning", "OutputClaimedError", "resolve_device", "atomic_open",
            "clean_stale_temporaries", "claim_output", "prepare_output_folder"]

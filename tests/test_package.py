@@ -148,3 +148,12 @@ def test_model_io_returns_a_model_in_a_fresh_process(tmp_path):
                          cwd=PACKAGE.parent)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["TDRModel", model.fingerprint]
+
+
+#: Lines a module may have, docstrings included: small enough to read in one sitting.
+MAX_MODULE_LINES = 450
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_is_too_long(path):
+    assert len(path.read_text().splitlines()) <= MAX_MODULE_LINES

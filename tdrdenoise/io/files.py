@@ -12,7 +12,6 @@ The public functions are documented, and imported, from :mod:`tdrdenoise.utils`.
 """
 import contextlib
 import errno
-import hashlib
 import os
 import re
 import socket
@@ -20,7 +19,7 @@ import sys
 import tempfile
 import time
 
-__all__ = ["OutputClaimedError", "atomic_open", "clean_stale_temporaries", "claim_output",
+__all__ = ["OutputClaimedError", "atomic_open", "clean_stale_temporaries",
            "prepare_output_folder", "STALE_AFTER", "host_name"]
 
 
@@ -54,9 +53,9 @@ MARKER = "tdrdenoise"
 _TEMP_RE = re.compile(r"^\.(?:(?P<name>.+)\.)?" + MARKER +
                       r"-(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)\.[A-Za-z0-9_]+\.part$")
 #: The longest file name (bytes) most file systems take.
-_NAME_MAX = 255
-_LOCK_SUFFIX = f".{MARKER}.lock"
-_OWNER_RE = re.compile(r"^" + MARKER + r" (?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)$")
+NAME_MAX = 255
+LOCK_SUFFIX = f".{MARKER}.lock"
+OWNER_RE = re.compile(r"^" + MARKER + r" (?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)$")
 
 
 def host_name():
@@ -68,7 +67,7 @@ def _owner_tag():
     return f"{os.getpid()}@{host_name()}"
 
 
-def _shortened(name, room):
+def shortened(name, room):
     """``name`` cut to at most ``room`` bytes (file names are limited in bytes)."""
     while name and len(os.fsencode(name)) > room:
         name = name[:-1]
@@ -79,19 +78,19 @@ def _temp_prefix(path):
     """Prefix of the temporary files of ``path``: ``.<name>.tdrdenoise-<pid>@<host>.``,
     the name shortened so that the whole temporary name (with mkstemp's 8 random
     characters and ``.part``) fits in 255 bytes."""
-    tail = _lock_temp_prefix()
-    name = _shortened(os.path.basename(path),
-                      _NAME_MAX - len(tail) - len(".part") - 16)
+    tail = lock_temp_prefix()
+    name = shortened(os.path.basename(path),
+                     NAME_MAX - len(tail) - len(".part") - 16)
     return f".{name}{tail}" if name else tail
 
 
-def _lock_temp_prefix():
+def lock_temp_prefix():
     """Prefix of the temporary files holding a lock's content while it is created:
     ``.tdrdenoise-<pid>@<host>.`` (short: lock names are long already)."""
     return f".{MARKER}-{_owner_tag()}."
 
 
-def _lock_text():
+def lock_text():
     return f"{MARKER} {_owner_tag()}\n"
 
 
@@ -137,7 +136,7 @@ def _folder_error(path, folder, exc):
 _UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
-def _unwritable_error(path, folder, exc, what="write"):
+def unwritable_error(path, folder, exc, what="write"):
     """A clear error naming the file asked for and its folder (not the hidden temporary
     file) for an OSError of :data:`_UNWRITABLE`; None for any other error."""
     if not isinstance(exc, OSError) or exc.errno not in _UNWRITABLE:
@@ -207,7 +206,7 @@ def atomic_open(path, overwrite=True):
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part", prefix=_temp_prefix(path))
     except OSError as exc:  # not the hidden temporary's name: the file asked for
-        clear = _unwritable_error(path, folder, exc)
+        clear = unwritable_error(path, folder, exc)
         if clear is None:
             raise
         raise clear from None
@@ -304,8 +303,8 @@ def clean_stale_temporaries(folder, max_age=STALE_AFTER):
         match = _TEMP_RE.match(name)
         if match:
             stale = _writer_gone(match["pid"], match["host"], path, max_age)
-        elif name.endswith(_LOCK_SUFFIX) and len(name) > len(_LOCK_SUFFIX) + 1:
-            if _break_stale_lock(path, max_age):
+        elif name.endswith(LOCK_SUFFIX) and len(name) > len(LOCK_SUFFIX) + 1:
+            if break_stale_lock(path, max_age):
                 removed.append(path)
             continue
         else:
@@ -319,20 +318,7 @@ def clean_stale_temporaries(folder, max_age=STALE_AFTER):
     return removed
 
 
-def _lock_path(path):
-    """``.<name>.tdrdenoise.lock`` beside ``path``; for a name too long for that, its
-    beginning and a hash of the whole name (the same for every run)."""
-    path = os.fspath(path)
-    base = os.path.basename(path)
-    name = f".{base}{_LOCK_SUFFIX}"
-    if len(os.fsencode(name)) > _NAME_MAX:
-        digest = hashlib.sha256(os.fsencode(base)).hexdigest()[:16]
-        room = _NAME_MAX - len(_LOCK_SUFFIX) - len(digest) - 2
-        name = f".{_shortened(base, room)}.{digest}{_LOCK_SUFFIX}"
-    return os.path.join(os.path.dirname(path), name)
-
-
-def _read_owner(lock):
+def read_owner(lock):
     """The text of a lock file ('' while being written), or None if it is gone or
     cannot be read."""
     try:
@@ -348,20 +334,20 @@ def _lock_stale(lock, owner, max_age):
         return False
     if owner == "":  # ours by name, its writer died before writing it
         return _age(lock) > min(max_age, _EMPTY_LOCK_GRACE)
-    match = _OWNER_RE.match(owner)
+    match = OWNER_RE.match(owner)
     if match is None:  # not written by tdrdenoise: never ours to remove
         return False
     return _writer_gone(match["pid"], match["host"], lock, max_age)
 
 
-def _break_stale_lock(lock, max_age=STALE_AFTER):
+def break_stale_lock(lock, max_age=STALE_AFTER):
     """Remove ``lock`` if its owner is gone; True if it was removed.
 
     Two runs may find the same stale lock: a second, exclusive ``.break`` file lets
     one of them at a time check and remove it, so that a run never removes the fresh
     lock another run has just taken in place of the stale one.
     """
-    owner = _read_owner(lock)
+    owner = read_owner(lock)
     if not _lock_stale(lock, owner, max_age):
         return False
     breaker = lock + ".break"
@@ -374,7 +360,7 @@ def _break_stale_lock(lock, max_age=STALE_AFTER):
         return False
     try:
         os.close(fd)
-        if _read_owner(lock) == owner:
+        if read_owner(lock) == owner:
             os.unlink(lock)
             return True
         return False
@@ -383,112 +369,6 @@ def _break_stale_lock(lock, max_age=STALE_AFTER):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(breaker)
-
-
-def _describe_owner(lock):
-    owner = _read_owner(lock)
-    match = _OWNER_RE.match(owner or "")
-    if match is None:
-        if owner:
-            return f"another program (the lock {lock} is not tdrdenoise's; remove it if " \
-                   "nothing uses it)"
-        return "another run"
-    return f"another run (pid {match['pid']} on {match['host'] or 'an unnamed host'})"
-
-
-@contextlib.contextmanager
-def claim_output(path, max_age=STALE_AFTER):
-    """Claim the right to write ``path`` for the duration of a block.
-
-    The claim is a lock file ``.<name>.tdrdenoise.lock`` beside ``path``, created
-    exclusively with its content ``tdrdenoise <pid>@<host>`` (a hard link from a
-    temporary file, atomic on local and NFS file systems; ``O_CREAT | O_EXCL`` where
-    there are no hard links); it is removed when the block ends. Two runs sharing an output
-    folder thus never work on the same file: the second gets `OutputClaimedError`.
-    The lock of a process that no longer runs on this machine, or of any machine and
-    older than ``max_age``, is stale: it is removed and the claim taken. A lock file
-    of that name whose content is not tdrdenoise's is never removed.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file about to be written.
-    max_age : float, optional
-        Age in seconds after which a lock is stale whoever holds it (24 hours).
-
-    Yields
-    ------
-    str
-        The lock file.
-
-    Raises
-    ------
-    OutputClaimedError
-        If another live run holds the claim (a subclass of `FileExistsError`).
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> from tdrdenoise.utils import OutputClaimedError, claim_output
-    >>> path = os.path.join(tempfile.mkdtemp(), "out.fits")
-    >>> with claim_output(path):
-    ...     try:
-    ...         with claim_output(path):
-    ...             pass
-    ...     except OutputClaimedError as exc:
-    ...         print("second claim refused")
-    second claim refused
-    """
-    lock = _lock_path(path)
-    for _ in range(3):
-        try:
-            _create_lock(lock, os.fspath(path))
-        except FileExistsError:
-            if _break_stale_lock(lock, max_age):
-                continue
-            raise OutputClaimedError(f"{os.fspath(path)} is being written by "
-                                     f"{_describe_owner(lock)}") from None
-        break
-    else:
-        raise OutputClaimedError(f"{os.fspath(path)} is being claimed by other runs")
-    try:
-        yield lock
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock)
-
-
-def _create_lock(lock, target=None):
-    """Create ``lock`` holding our mark and owner, exclusively; FileExistsError if it
-    exists. The content is written first, to a temporary file hard-linked to ``lock``,
-    so that a lock is never seen empty (except where there are no hard links). An
-    unwritable folder raises an error naming ``target`` (the output) and the folder."""
-    text = _lock_text().encode()
-    folder = os.path.dirname(lock) or "."
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part", prefix=_lock_temp_prefix())
-    except OSError as exc:
-        clear = _unwritable_error(target or lock, os.path.abspath(folder), exc)
-        if clear is None:
-            raise
-        raise clear from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        try:
-            os.link(tmp, lock)
-            return
-        except FileExistsError:
-            raise
-        except OSError:  # no hard links here: create it, then write it
-            pass
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def prepare_output_folder(folder, name="output_dir"):
