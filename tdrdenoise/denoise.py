@@ -6,6 +6,7 @@ from ._defaults import DEFAULT_N_PREDICTIONS
 from .prediction.student import resolve_method
 from .prediction.normalization import (describe_noise, held_out, network_input,
                                        noise_in_image_unit, replaced_pixels)
+from .prediction.options import PredictionOptions
 from .prediction.pipeline import predict_arrays, refined_held
 from .io.provenance import (DENOISE, FRACTION, cards, check_add_keyword, denoise_record,
                             header_name, restored_fraction)
@@ -232,10 +233,10 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
                              progress=progress) if fine_tune_steps else model
     held = held_out(img.data, img.invalid, model.normalization, seen, extreme, impulse,
                     factor)
-    mean, std = predict_arrays(tuned, z, seen, factor, method=method,
-                               n_predictions=n_predictions, seed=seed, tile_size=tile_size,
-                               progress=progress, calibrate=calibrate, refine=refine,
-                               held=held)
+    options = PredictionOptions(method=method, n_predictions=n_predictions, seed=seed,
+                                tile_size=tile_size, progress=progress,
+                                calibrate=calibrate, refine=refine)
+    mean, std = predict_arrays(tuned, z, seen, factor, options, held=held)
     # the network's values replace what it saw and the impulse pixels it was not shown,
     # the refinement's the bright pixels held out of the network
     refined = refined_held(held, seen, mean)

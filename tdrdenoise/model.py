@@ -21,6 +21,7 @@ from .model_io import FILE_FORMAT_VERSION  # noqa: F401  (kept importable from h
 from .prediction.ensemble import GRID
 from .prediction.normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, describe_noise,
                                        network_input, noise_in_image_unit)
+from .prediction.options import PredictionOptions
 from .prediction.pipeline import predict_arrays, predict_image
 from .training.network import SelfToSelfUNet
 from .training.self2self import fine_tune_arrays
@@ -333,9 +334,9 @@ class TDRModel:
         >>> fast.shape == noisy.shape, bool((fast_std > 0).all())
         (True, True)
         """
-        return predict_image(self, image, method=method, n_predictions=n_predictions,
-                             seed=seed, tile_size=tile_size, progress=progress,
-                             calibrate=calibrate, refine=refine)
+        return predict_image(self, image, PredictionOptions(
+            method=method, n_predictions=n_predictions, seed=seed, tile_size=tile_size,
+            progress=progress, calibrate=calibrate, refine=refine))
 
     @deprecated(_SINCE, alternative="tdrdenoise.prediction.pipeline.predict_arrays(model, "
                 "z, valid, factor, ...)")
@@ -349,10 +350,9 @@ class TDRModel:
         on the pixels flagged by ``valid``; ``held``: the network-unit values of the
         bright pixels held out of the network, NaN elsewhere, which the refinement
         denoises too, their mean NaN where it did not)."""
-        return predict_arrays(self, z, valid, factor, method=method,
-                              n_predictions=n_predictions, seed=seed,
-                              tile_size=tile_size, progress=progress,
-                              calibrate=calibrate, refine=refine, held=held)
+        return predict_arrays(self, z, valid, factor, PredictionOptions(
+            method=method, n_predictions=n_predictions, seed=seed, tile_size=tile_size,
+            progress=progress, calibrate=calibrate, refine=refine), held=held)
 
     @deprecated(_SINCE, alternative="model.noise_sigma")
     def noise_scale(self, factor=1.0):

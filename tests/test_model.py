@@ -337,6 +337,7 @@ def test_array_level_methods_are_deprecated(noisy, tiny_model):
 
     from tdrdenoise.io.containers import unit_factor
     from tdrdenoise.prediction.normalization import network_input, noise_in_image_unit
+    from tdrdenoise.prediction.options import PredictionOptions
     from tdrdenoise.prediction.pipeline import predict_arrays
 
     invalid = np.zeros(noisy.shape, bool)
@@ -352,9 +353,8 @@ def test_array_level_methods_are_deprecated(noisy, tiny_model):
     with pytest.warns(AstropyDeprecationWarning, match="predict_arrays"):
         mean, _ = tiny_model.predict_arrays(z, valid, method="ensemble", n_predictions=2,
                                             seed=0, progress=False)
-    np.testing.assert_array_equal(mean, predict_arrays(
-        tiny_model, z, valid, method="ensemble", n_predictions=2, seed=0, progress=False,
-        tile_size=1024)[0])
+    options = PredictionOptions(method="ensemble", n_predictions=2, seed=0, progress=False)
+    np.testing.assert_array_equal(mean, predict_arrays(tiny_model, z, valid, 1.0, options)[0])
     with pytest.warns(AstropyDeprecationWarning, match="fine_tune_arrays"):
         tuned = tiny_model.fine_tune_arrays(z, valid, steps=1, seed=0)
     assert tuned is not tiny_model

@@ -8,6 +8,7 @@
 - ``student``: the distilled student's single pass, and the choice between the two.
 - ``calibration``: the level calibration of the mean and its spread.
 - ``wiener``: the Wiener refinement in DCT windows and its error model.
+- ``options``: :class:`PredictionOptions`, the settings of one prediction.
 - ``pipeline``: the stages above in order, for ``TDRModel.predict`` and ``tdr_denoise``.
 
 These modules are internal (:func:`~tdrdenoise.tdr_denoise` and
@@ -20,4 +21,5 @@ from .ensemble import *  # noqa: F401,F403
 from .student import *  # noqa: F401,F403
 from .calibration import *  # noqa: F401,F403
 from .wiener import *  # noqa: F401,F403
+from .options import *  # noqa: F401,F403
 from .pipeline import *  # noqa: F401,F403

@@ -13,6 +13,7 @@ from .._defaults import DEFAULT_N_PREDICTIONS
 from .calibration import calibrate as level_calibrate
 from .ensemble import new_seed, shuffled_ensemble
 from .student import resolve_method, student_predict
+from .options import PredictionOptions
 from .normalization import (held_out, inverse, inverse_std, network_input, pure_impulse,
                             replaced_pixels)
 from .._validate import check_flag
@@ -21,13 +22,14 @@ from .wiener import refine as wiener_refine
 __all__ = []
 
 
-def predict_image(model, image, *, method, n_predictions, seed, tile_size, progress,
-                  calibrate=True, refine=True):
-    """:meth:`TDRModel.predict <tdrdenoise.TDRModel.predict>`: (mean, std) of ``image``."""
+def predict_image(model, image, options):
+    """:meth:`TDRModel.predict <tdrdenoise.TDRModel.predict>`: (mean, std) of ``image``
+    with the settings ``options`` (a `PredictionOptions`, ``method`` maybe "auto")."""
     model.check_fitted("predict")
-    calibrate = check_flag(calibrate, "calibrate")
-    refine = check_flag(refine, "refine")
-    method = resolve_method(model, method, n_predictions, None)
+    calibrate = check_flag(options.calibrate, "calibrate")
+    refine = check_flag(options.refine, "refine")
+    method = resolve_method(model, options.method, options.n_predictions, None)
+    options = options.replace(method=method, calibrate=calibrate, refine=refine)
     img = unpack(image, "image")
     check_image(img, "image", min_valid=1)
     factor = unit_factor(img.unit, model.unit, "image")
@@ -35,10 +37,7 @@ def predict_image(model, image, *, method, n_predictions, seed, tile_size, progr
                                                factor)
     held = held_out(img.data, img.invalid, model.normalization, valid, extreme, impulse,
                     factor)
-    mean, std = predict_arrays(model, z, valid, factor, method=method,
-                               n_predictions=n_predictions, seed=seed, tile_size=tile_size,
-                               progress=progress, calibrate=calibrate, refine=refine,
-                               held=held)
+    mean, std = predict_arrays(model, z, valid, factor, options, held=held)
     refined = refined_held(held, valid, mean)
     valid = replaced_pixels(model.normalization, valid, impulse) | refined
     dtype = img.output_dtype
@@ -57,16 +56,19 @@ def refined_held(held, seen, mean):
     return np.isfinite(held) & ~seen & np.isfinite(mean)
 
 
-def predict_arrays(model, z, valid, factor=1.0, *, method="ensemble", n_predictions,
-                   seed=None, tile_size, progress=None, calibrate=True, refine=True,
+def predict_arrays(model, z, valid, factor=1.0, options=PredictionOptions(), *,
                    held=None):
     """:meth:`TDRModel.predict_arrays <tdrdenoise.TDRModel.predict_arrays>`: the mean
     and std of the network input ``z`` (the student's, or the ensemble's), in the
-    image unit (float64), level-calibrated (``calibration.py``) unless
+    image unit (float64), with the settings ``options`` (a `PredictionOptions` whose
+    ``method`` is resolved), level-calibrated (``calibration.py``) unless
     ``calibrate`` is False, then Wiener-refined (``wiener.py``; the mean only)
     unless ``refine`` is False. ``held``: the network-unit values of the bright
     pixels held out of the network, NaN elsewhere (``_normalization.held_out``); the
     refinement denoises them; their mean is NaN where it could not, or did not run."""
+    method, n_predictions, seed = options.method, options.n_predictions, options.seed
+    tile_size, progress = options.tile_size, options.progress
+    calibrate, refine = options.calibrate, options.refine
     norm = model.normalization
     if method == "student":
         zm, zs = student_predict(model.student, z, valid, device=model.device,
