@@ -9,7 +9,7 @@ from tdrdenoise import TDRModel, TDRUserWarning, tdr_denoise
 from tdrdenoise.prediction.normalization import (OUTLIER_THRESHOLD, extreme_pixels, forward,
                                                  inverse, make_normalization, network_input)
 
-from .conftest import smooth_field
+from ..conftest import smooth_field
 
 TINY = dict(patch_size=32, batch_size=2, device="cpu")
 FAST = dict(n_predictions=2, seed=0, progress=False)
@@ -390,7 +390,7 @@ def test_noise_detection_can_be_overridden_and_is_shown():
 
 
 def _real_frames():
-    from .conftest import SHARED_DATA
+    from ..conftest import SHARED_DATA
     return sorted(SHARED_DATA.glob("hmi_sharp/*.fits")) + sorted(
         SHARED_DATA.glob("mdi/*.fits")) + sorted(SHARED_DATA.glob("hst/*.fits"))
 
@@ -402,7 +402,7 @@ def test_no_real_frame_is_taken_for_impulse_noise():
     synthetic salt-and-pepper frames still are."""
     from astropy.io import fits
 
-    from .conftest import SHARED_DATA
+    from ..conftest import SHARED_DATA
     frames = _real_frames()
     assert len(frames) >= 25
     for path in frames:

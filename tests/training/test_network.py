@@ -7,7 +7,7 @@ from torch.nn import functional as F
 from tdrdenoise import TDRModel
 from tdrdenoise.network import PartialConv2d, SelfToSelfUNet
 
-from .conftest import smooth_field
+from ..conftest import smooth_field
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

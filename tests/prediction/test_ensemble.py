@@ -6,7 +6,7 @@ from tdrdenoise import TDRModel
 from tdrdenoise.prediction.ensemble import dihedral, dihedral_inverse, pad_to_grid, tiled_apply
 from tdrdenoise.network import SelfToSelfUNet
 
-from .conftest import smooth_field
+from ..conftest import smooth_field
 
 
 @pytest.mark.parametrize("k", range(8))

@@ -74,7 +74,7 @@ def test_restore_refuses_containers(noisy):
 
 
 def _meta(kind, noisy, unit_model, add_keyword):
-    from .conftest import make_container
+    from ..conftest import make_container
     out = tdr_denoise(make_container(kind, noisy), unit_model, R=0.2 * u.G,
                       add_keyword=add_keyword, **FAST)
     return out.meta

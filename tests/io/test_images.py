@@ -13,7 +13,7 @@ from astropy.wcs import WCS
 from tdrdenoise import TDRUserWarning
 from tdrdenoise.io import output_path, parse_unit, read_image, write_image
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 MDI = SHARED_DATA / "mdi" / "mdi.fd_m_96m_lev182.20101015_000000_TAI.data.fits"
 
 

@@ -10,7 +10,7 @@ from tdrdenoise.prediction.normalization import network_input
 from tdrdenoise.prediction.student import resolve_method, student_predict
 from tdrdenoise.model_io import decode_payload, encode_payload, payload_checksum
 
-from .conftest import smooth_field
+from ..conftest import smooth_field
 
 TINY = dict(patch_size=32, batch_size=2, device="cpu")
 
