@@ -56,7 +56,7 @@ def test_checkpoint_written_every_n_steps(tmp_path, noisy):
 def test_checkpoint_kept_when_distillation_fails(tmp_path, noisy, monkeypatch):
     """A failure after the training (here the distillation) loses no training: the
     finished state stays in the checkpoint and the same call resumes from it."""
-    import tdrdenoise.model
+    from tdrdenoise import _model_fit  # where TDRModel.fit is written
 
     ckpt = tmp_path / "train.ckpt"
     whole = TDRModel(**TINY).fit(noisy, steps=3, seed=5, progress=False, distil_steps=2)
@@ -65,7 +65,7 @@ def test_checkpoint_kept_when_distillation_fails(tmp_path, noisy, monkeypatch):
         raise ValueError("distillation failed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(tdrdenoise.model, "distil_model", broken)
+        patch.setattr(_model_fit, "distil_model", broken)
         with pytest.raises(ValueError, match="distillation failed"):
             TDRModel(**TINY).fit(noisy, steps=3, seed=5, progress=False, distil_steps=2,
                                  checkpoint=ckpt, checkpoint_every=100)
@@ -230,7 +230,7 @@ def test_interrupted_fit_of_the_same_model_resumes(tmp_path, noisy):
 
 
 def test_interrupted_distillation_of_the_same_model_resumes(tmp_path, noisy, monkeypatch):
-    import tdrdenoise.model
+    from tdrdenoise import _model_fit  # where TDRModel.fit is written
 
     ckpt = tmp_path / "train.ckpt"
     model = TDRModel(**TINY)
@@ -239,7 +239,7 @@ def test_interrupted_distillation_of_the_same_model_resumes(tmp_path, noisy, mon
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(tdrdenoise.model, "distil_model", interrupted)
+        patch.setattr(_model_fit, "distil_model", interrupted)
         with pytest.raises(KeyboardInterrupt):
             model.fit(noisy, steps=3, seed=3, progress=False, distil_steps=2,
                       checkpoint=ckpt)
