@@ -16,9 +16,22 @@ copyright = f"{datetime.date.today().year}, {author}"
 version = release = tdrdenoise.__version__
 
 # -- General -------------------------------------------------------------------------
-# The build must work offline: no inventories are fetched, so references to astropy,
-# numpy, sunpy... render as plain text instead of links.
-intersphinx_mapping = {}
+# References to Python, numpy, astropy, sunpy, ccdproc and torch are links. Each
+# inventory has two locations, tried in order (Sphinx's "multiple targets for the
+# inventory"): the project's objects.inv, then an empty inventory shipped here. A build
+# without network (sphinx-build -W on the build machines) falls back to the empty one,
+# which Sphinx reports at INFO level; only a failure of every location is a warning,
+# which -W would turn into an error. The references then render as plain text.
+_OFFLINE = "_intersphinx/empty.inv"
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3/", (None, _OFFLINE)),
+    "numpy": ("https://numpy.org/doc/stable/", (None, _OFFLINE)),
+    "astropy": ("https://docs.astropy.org/en/stable/", (None, _OFFLINE)),
+    "sunpy": ("https://docs.sunpy.org/en/stable/", (None, _OFFLINE)),
+    "ccdproc": ("https://ccdproc.readthedocs.io/en/stable/", (None, _OFFLINE)),
+    "torch": ("https://docs.pytorch.org/docs/stable/", (None, _OFFLINE)),
+}
+intersphinx_timeout = 10
 
 # Extensions of sphinx-astropy that are not installed here are dropped rather than
 # failing the build (sphinx-copybutton is optional).

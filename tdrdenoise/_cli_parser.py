@@ -8,11 +8,10 @@ import argparse
 import numpy as np
 from astropy import units as u
 
-from . import __version__
-from ._distil import METHODS
+from ._defaults import (DEFAULT_DISTIL_STEPS, DEFAULT_FINE_TUNE_STEPS,
+                        DEFAULT_N_PREDICTIONS, DEFAULT_STEPS, DEFAULT_TILE_SIZE, METHODS)
 from ._validate import FILLS, NoiseMultiple, check_seed
-from .model import (DEFAULT_DISTIL_STEPS, DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS,
-                    DEFAULT_STEPS, DEFAULT_TILE_SIZE)
+from .version import __version__
 
 __all__ = ["build_parser", "parse_R"]
 

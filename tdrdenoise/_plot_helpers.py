@@ -1,6 +1,6 @@
 """Helpers shared by the figures of :mod:`tdrdenoise.visualization`: the lazy import of
 matplotlib, the figure to draw into, WCS and axis labels."""
-from ._containers import unpack
+from .io.containers import unpack
 
 __all__ = ["require_matplotlib", "new_figure", "wcs_of", "named_images", "unit_label"]
 

@@ -10,124 +10,23 @@ lock file before any work). :func:`denoise_collection` does the same for a ccdpr
 """
 import os
 import time
-import warnings
 
 import numpy as np
-from astropy.table import Table
 
-from ._containers import cast_data, cast_problems, overflow_message
-from ._distil import resolve_method
+from .prediction.student import resolve_method
 from ._progress import progress_bar
-from ._validate import NoiseMultiple, check_denoise_options
-from .io import output_path, read_image, write_image
+from .io.provenance import check_add_keyword
+from ._validate import check_denoise_options
 from .model import TDRModel
-from .utils import (OutputClaimedError, TDRUserWarning, claim_output,
-                    clean_stale_temporaries, prepare_output_folder)
+from .utils import (clean_stale_temporaries)
+
+from ._batch_steps import (plan_outputs, file_record, denoise_one, run_table, check_dtype, is_zero,
+                           prepare_folders)  # noqa: E402,F401
 
 __all__ = ["denoise_files", "denoise_collection"]
 
-_COLUMNS = ("input", "output", "status", "restored_fraction", "seconds", "error")
-
 #: Models rebuilt on a dask worker, by key, so each worker loads a model only once.
 _WORKER_MODELS = {}
-
-
-def _plan(files, output_dir, suffix):
-    """(input, output, reason-to-fail-or-None) for each file, in order."""
-    files = [os.fspath(f) for f in files]
-    inputs = {os.path.abspath(f) for f in files}
-    seen = {}
-    plan = []
-    for f in files:
-        out = output_path(f, output_dir, suffix)
-        key = os.path.abspath(out)
-        problem = None
-        if key in inputs:
-            problem = (f"the output name {out} is an input file; use another output_dir "
-                       "or a non-empty suffix")
-        elif key in seen:
-            problem = f"the output name {out} is also the output of {seen[key]}"
-        else:
-            seen[key] = f
-        plan.append((f, out, problem))
-    return plan
-
-
-def _record(path, out, status, fraction=np.nan, seconds=0.0, error=""):
-    return {"input": path, "output": out, "status": status,
-            "restored_fraction": fraction, "seconds": round(float(seconds), 3),
-            "error": error}
-
-
-def _denoise_one(path, out, model, opts):
-    """Denoise one file; returns a record and never raises an Exception.
-
-    ``opts`` holds R, hdu, unit, overwrite, skip_existing, inputs, denoise_kwargs,
-    dtype, R_is_zero and started (the time.time() at which the run began).
-    """
-    from .denoise import tdr_denoise
-
-    t0 = time.perf_counter()
-    if os.path.isdir(out):
-        return _record(path, out, "failed", error=f"{out} is a folder")
-    if os.path.exists(out) and not opts["overwrite"]:
-        if opts["skip_existing"]:
-            return _record(path, out, "skipped", error=f"{out} exists")
-        return _record(path, out, "failed", error=f"{out} exists (pass overwrite=True)")
-    try:
-        with claim_output(out):
-            # another run may have finished this file between the check and the claim
-            if os.path.exists(out) and (not opts["overwrite"]
-                                        or os.path.getmtime(out) >= opts["started"]):
-                return _record(path, out, "skipped",
-                               error=f"{out} was written by another run meanwhile")
-            ccd = read_image(path, hdu=opts["hdu"], unit=opts["unit"])
-            if opts["dtype"] is not None and opts["R_is_zero"]:
-                _check_exact(ccd.data, path, opts["dtype"])  # before the work
-            result = tdr_denoise(ccd, model, R=opts["R"], **opts["denoise_kwargs"])
-            if opts["dtype"] is not None:
-                _cast_output(result, ccd.data, path, opts)
-            write_image(result, out, overwrite=opts["overwrite"], inputs=opts["inputs"])
-    except OutputClaimedError as exc:  # another run is on it: not a failure
-        return _record(path, out, "skipped", error=str(exc))
-    except FileExistsError:  # written meanwhile by a run that took no claim
-        return _record(path, out, "skipped",
-                       error=f"{out} was written by another run meanwhile")
-    except Exception as exc:  # one bad file must not stop the others
-        return _record(path, out, "failed", seconds=time.perf_counter() - t0,
-                       error=f"{type(exc).__name__}: {exc}")
-    fraction = float(result.meta.get("TDRRFRAC", np.nan))
-    return _record(path, out, "done", fraction, time.perf_counter() - t0)
-
-
-def _cast_output(result, source, path, opts):
-    """Cast ``result`` to the requested dtype: refused where a value would become inf,
-    or where an input value would change at R=0 (which must return the input); a
-    warning where input values are rounded otherwise."""
-    dtype = np.dtype(opts["dtype"])
-    rounded = cast_data(result, dtype, source=source)
-    if not rounded:
-        return
-    what = (f"dtype={dtype.name} would change {rounded} of the {source.size} input values "
-            f"of {path} ({np.asarray(source).dtype.name})")
-    if opts["R_is_zero"]:
-        raise ValueError(f"{what}, which R=0 must return exactly; keep the input's type "
-                         "(dtype=None, --dtype input)")
-    warnings.warn(f"{what}: the restored pixels are rounded; pass dtype=None (--dtype "
-                  "input) to keep them exact", TDRUserWarning)
-
-
-def _check_exact(source, path, dtype):
-    """At R=0 the result is the input: refuse, before any work, a ``dtype`` that
-    cannot hold every input value exactly."""
-    overflow, rounded, largest = cast_problems(source, dtype)
-    if overflow:
-        raise ValueError(overflow_message(dtype, overflow, largest, what=path))
-    if rounded:
-        raise ValueError(f"dtype={np.dtype(dtype).name} would change {rounded} "
-                         f"of the {np.size(source)} input values of {path} "
-                         f"({np.asarray(source).dtype.name}), which R=0 must return "
-                         "exactly; keep the input's type (dtype=None, --dtype input)")
 
 
 def _model_payload(model):
@@ -151,22 +50,10 @@ def _denoise_remote(path, out, payload, device, opts):
     try:
         model = _worker_model(payload, device)
     except Exception as exc:
-        return _record(path, out, "failed",
-                       error=f"cannot rebuild the model on the worker: "
-                             f"{type(exc).__name__}: {exc}")
-    return _denoise_one(path, out, model, opts)
-
-
-def _table(records, R):
-    table = Table(rows=[[r[c] for c in _COLUMNS] for r in records] or None,
-                  names=_COLUMNS,
-                  dtype=[str, str, str, float, float, str])
-    table["seconds"].unit = "s"
-    status = list(table["status"])
-    table.meta.update({"R": _describe_R(R), "n_done": status.count("done"),
-                       "n_skipped": status.count("skipped"),
-                       "n_failed": status.count("failed")})
-    return table
+        return file_record(path, out, "failed",
+                           error=f"cannot rebuild the model on the worker: "
+                                 f"{type(exc).__name__}: {exc}")
+    return denoise_one(path, out, model, opts)
 
 
 def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffix="_tdr",
@@ -248,7 +135,12 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         Passed to :func:`~tdrdenoise.tdr_denoise`: ``method``, ``fine_tune_steps``,
         ``n_predictions``, ``seed``, ``tile_size``, ``calibrate``, ``refine``,
         ``fill`` (``"initial"`` or ``"ambient"``), ``progress`` (of
-        each file's fine-tuning and prediction; default False).
+        each file's fine-tuning and prediction; default False), ``add_keyword``
+        (the provenance cards of each output, as in
+        :func:`~tdrdenoise.tdr_denoise`: True by default; with False or None no card
+        is written, and ``restored_fraction`` is NaN in the table, which reads it
+        from the ``TDRRFRAC`` card; :func:`~tdrdenoise.restore_files.restore_file`
+        can then no longer tell whether a file was restored already).
 
     Returns
     -------
@@ -306,22 +198,23 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         raise TypeError(f"model must be a TDRModel; got {type(model).__name__}")
     model.check_fitted("denoise_files")
     allowed = {"method", "fine_tune_steps", "n_predictions", "seed", "tile_size",
-               "progress", "calibrate", "refine", "fill"}
+               "progress", "calibrate", "refine", "fill", "add_keyword"}
     unknown = set(denoise_kwargs) - allowed
     if unknown:
         raise TypeError(f"denoise_files got unexpected argument(s) {sorted(unknown)}; "
                         f"tdr_denoise options are {sorted(allowed)}")
+    check_add_keyword(denoise_kwargs.get("add_keyword", True))  # before any work
     denoise_kwargs = check_denoise_options(R, denoise_kwargs)
     resolve_method(model, denoise_kwargs.get("method", "auto"),
                    denoise_kwargs.get("n_predictions"), denoise_kwargs.get("fine_tune_steps"))
     denoise_kwargs.setdefault("progress", False)
-    dtype = _check_dtype(dtype)
+    dtype = check_dtype(dtype)
     if isinstance(files, (str, bytes, os.PathLike)):
         files = [files]
-    plan = _plan([os.fsdecode(f) for f in files], output_dir, suffix)
+    plan = plan_outputs([os.fsdecode(f) for f in files], output_dir, suffix)
     inputs = tuple(p for p, _, _ in plan)
     records = [None] * len(plan)
-    folders = _prepare_folders(plan, output_dir, records)
+    folders = prepare_folders(plan, output_dir, records)
     for folder in folders:
         clean_stale_temporaries(folder)
     todo = []
@@ -329,85 +222,26 @@ def denoise_files(files, model, *, R=np.inf, output_dir=None, client=None, suffi
         if records[i] is not None:
             continue
         if problem:
-            records[i] = _record(path, out, "failed", error=problem)
+            records[i] = file_record(path, out, "failed", error=problem)
         else:
             todo.append(i)
     opts = {"R": R, "hdu": hdu, "unit": unit, "overwrite": overwrite,
             "skip_existing": skip_existing, "inputs": inputs,
             "denoise_kwargs": denoise_kwargs, "dtype": dtype, "started": time.time(),
-            "R_is_zero": _is_zero(R) and denoise_kwargs.get("fill", "initial") == "initial"}
+            "R_is_zero": is_zero(R) and denoise_kwargs.get("fill", "initial") == "initial"}
     bar = progress_bar(len(todo), "tdrdenoise files", progress)
     bar.unit = "file"
     try:
         if client is None:
             for i in todo:
                 path, out, _ = plan[i]
-                records[i] = _denoise_one(path, out, model, opts)
+                records[i] = denoise_one(path, out, model, opts)
                 bar.update()
         else:
             _run_on_client(client, model, plan, todo, records, bar, device, opts)
     finally:
         bar.close()
-    return _table(records, R)
-
-
-def _check_dtype(dtype):
-    """``dtype`` as a numpy dtype FITS can hold (float32, float64, any integer type),
-    or None. Whether it holds a file's values is checked by value, file by file (see
-    :func:`_cast_output`)."""
-    if dtype is None:
-        return None
-    try:
-        checked = np.dtype(dtype)
-    except (TypeError, ValueError):
-        checked = None
-    if checked is None or checked.kind not in "fiu":
-        raise TypeError(f"dtype must be None (keep the input's type) or a real numeric "
-                        f"type (np.float32, np.float64, np.int16, np.int32, ...); got "
-                        f"{dtype!r}")
-    if checked.kind == "f" and checked.itemsize not in (4, 8):
-        raise TypeError(f"dtype={checked.name} cannot be written: FITS files hold 32- and "
-                        "64-bit floats (np.float32, np.float64) and integers, not "
-                        f"{8 * checked.itemsize}-bit floats")
-    return checked
-
-
-def _is_zero(R):
-    """Whether the threshold R (a number, an array, a Quantity or a NoiseMultiple) is
-    zero everywhere."""
-    if isinstance(R, NoiseMultiple):
-        return R.factor == 0
-    return bool(np.all(np.asarray(getattr(R, "value", R)) == 0))
-
-
-def _describe_R(R):
-    """R for the table's meta: as given, or ``array of shape (n, m)`` for arrays."""
-    if np.ndim(getattr(R, "value", R)) == 0:
-        return str(R)
-    unit = getattr(R, "unit", None)
-    return f"per-pixel array of shape {np.shape(R)}" + (f" in {unit}" if unit else "")
-
-
-def _prepare_folders(plan, output_dir, records):
-    """Create and check the output folders before any work.
-
-    An unusable ``output_dir`` raises; without one, the files whose own folder cannot
-    be written get a "failed" record. Returns the usable folders.
-    """
-    if output_dir is not None:
-        return [prepare_output_folder(output_dir, "output_dir")]
-    folders = {}
-    for i, (path, out, _) in enumerate(plan):
-        folder = os.path.dirname(out) or "."
-        if folder not in folders:
-            try:
-                prepare_output_folder(folder, "output folder")
-                folders[folder] = None
-            except OSError as exc:
-                folders[folder] = str(exc)
-        if folders[folder] is not None:
-            records[i] = _record(path, out, "failed", error=folders[folder])
-    return [folder for folder, problem in folders.items() if problem is None]
+    return run_table(records, R)
 
 
 def _run_on_client(client, model, plan, todo, records, bar, device, opts):
@@ -430,8 +264,8 @@ def _run_on_client(client, model, plan, todo, records, bar, device, opts):
             try:
                 records[i] = future.result()
             except Exception as exc:  # the task itself died (worker lost, ...)
-                records[i] = _record(path, out, "failed",
-                                     error=f"{type(exc).__name__}: {exc}")
+                records[i] = file_record(path, out, "failed",
+                                         error=f"{type(exc).__name__}: {exc}")
             bar.update()
     except BaseException:
         client.cancel(list(futures))

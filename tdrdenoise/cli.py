@@ -72,7 +72,7 @@ def _checkpoint_options(args, fit):
 
 
 def _cmd_train(args):
-    from .io import read_image
+    from .io.images import read_image
     from .model import TDRModel
     from .utils import clean_stale_temporaries, prepare_output_folder
 
@@ -222,13 +222,16 @@ def _cmd_restore(args):
 
     noise = None
     if args.model is not None:
-        from .io import read_image
+        from .io.containers import unit_factor
+        from .io.images import read_image
         from .model import TDRModel
+        from .prediction.normalization import noise_in_image_unit
 
         model = TDRModel.load(args.model, device="cpu")
         _check_R(args.R, model)
         image = read_image(args.initial, hdu=args.hdu, unit=args.unit)
-        noise = model.noise_scale(model.unit_factor(image.unit, "INPUT"))
+        noise = noise_in_image_unit(model.normalization,
+                                    unit_factor(image.unit, model.unit, "INPUT"))
     info = restore_file(args.denoised, args.initial, args.output, args.R, fill=args.fill,
                         overwrite=args.overwrite, hdu=args.hdu, unit=args.unit, noise=noise)
     _say(args, f"Restored {100 * info['restored_fraction']:.2f} % of the pixels (R = "
@@ -238,7 +241,7 @@ def _cmd_restore(args):
 
 
 def _cmd_evaluate(args):
-    from .io import read_image
+    from .io.images import read_image
 
     try:
         from .metrics import evaluate

@@ -12,8 +12,8 @@ import numpy as np
 from astropy.table import Table
 
 from .datasets import make_granulation
-from ._distil import resolve_method
-from ._predict import DEFAULT_N_PREDICTIONS
+from ._defaults import DEFAULT_N_PREDICTIONS
+from .prediction.student import resolve_method
 from .model import DEFAULT_FINE_TUNE_STEPS
 
 __all__ = ["run_demo", "DEMO_STEPS"]

@@ -1,21 +1,26 @@
 """Denoise and restore in one call (the "D" and "R" of TDR) on any image container."""
 import numpy as np
 
-from ._containers import check_image, repack, unpack
-from ._distil import resolve_method
-from ._normalization import describe_noise, held_out, replaced_pixels
-from ._predict import DEFAULT_N_PREDICTIONS, refined_held
-from ._validate import (NoiseMultiple, check_denoise_options, format_threshold,
-                        threshold_value)
+from .io.containers import check_image, repack, unit_factor, unpack
+from ._defaults import DEFAULT_N_PREDICTIONS
+from .prediction.student import resolve_method
+from .prediction.normalization import (describe_noise, held_out, network_input,
+                                       noise_in_image_unit, replaced_pixels)
+from .prediction.options import PredictionOptions
+from .prediction.pipeline import predict_arrays, refined_held
+from .io.provenance import (DENOISE, FRACTION, cards, check_add_keyword, denoise_record,
+                            header_name, restored_fraction)
+from ._validate import (NoiseMultiple, check_denoise_options, format_threshold, threshold_value)
 from .model import DEFAULT_FINE_TUNE_STEPS, DEFAULT_TILE_SIZE, TDRModel
-from .model_io import header_name
 from .restore import restore
+from .training.self2self import fine_tune_arrays
 
 __all__ = ["tdr_denoise"]
 
-#: The cards written by default: (key, long step name pointing to it in FITS headers).
-RECORD_CARD = ("TDRDENOI", "tdr_denoise")
-FRACTION_CARD = ("TDRRFRAC", "tdr_restored_fraction")
+#: The cards written by default: (key, long step name pointing to it in FITS headers);
+#: defined with the other provenance keys in io/provenance.py.
+RECORD_CARD = DENOISE
+FRACTION_CARD = FRACTION
 
 
 def _threshold(R, img, model, factor, unit):
@@ -25,32 +30,8 @@ def _threshold(R, img, model, factor, unit):
         return threshold_value(R, unit, shape=img.data.shape)
     sigma = img.std_uncertainty
     if sigma is None:
-        return R.factor * model.noise_scale(factor)
+        return R.factor * noise_in_image_unit(model.normalization, factor)
     return R.factor * np.array(sigma, dtype=float)
-
-
-def _provenance(add_keyword, record, fraction):
-    """The (key, value, long_name) cards ``add_keyword`` asks for (ccdproc-style)."""
-    if add_keyword is None or add_keyword is False:
-        return []
-    fraction_card = (FRACTION_CARD[0], round(fraction, 6), FRACTION_CARD[1])
-    if add_keyword is True:
-        return [(RECORD_CARD[0], record, RECORD_CARD[1]), fraction_card]
-    if isinstance(add_keyword, str):
-        if not add_keyword.strip():
-            raise ValueError("add_keyword must be a non-empty key name; got ''")
-        cards = [(add_keyword, record, None)]
-    elif isinstance(add_keyword, dict):
-        cards = [(str(k), v, None) for k, v in add_keyword.items()]
-    elif hasattr(add_keyword, "keyword") and hasattr(add_keyword, "value"):  # fits.Card
-        cards = [(add_keyword.keyword, add_keyword.value, None)]
-    elif hasattr(add_keyword, "name") and hasattr(add_keyword, "value"):  # ccdproc.Keyword
-        cards = [(add_keyword.name, add_keyword.value, None)]
-    else:
-        raise TypeError("add_keyword must be True, False, a key name (str), a dict, a "
-                        "ccdproc.Keyword or an astropy.io.fits.Card; got "
-                        f"{type(add_keyword).__name__}")
-    return cards + [fraction_card]
 
 
 def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
@@ -246,21 +227,21 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         n_predictions = DEFAULT_N_PREDICTIONS if n_predictions is None else n_predictions
     img = unpack(image, "image")
     check_image(img, "image", min_valid=1)
-    factor = model.unit_factor(img.unit, "image")  # unit mismatch fails before any work
+    factor = unit_factor(img.unit, model.unit, "image")  # a unit mismatch fails first
     # an image without a unit is taken to be in the model's unit
     unit = img.unit if img.unit is not None else model.unit
     threshold = _threshold(R, img, model, factor, unit)
-    if not (add_keyword is None or isinstance(add_keyword, (bool, str, dict))):
-        _provenance(add_keyword, "", 0.0)  # a bad kind fails before any work
-    z, seen, extreme, impulse = model.network_input(img.data, img.invalid, factor)
-    tuned = model.fine_tune_arrays(z, seen, steps=fine_tune_steps, seed=seed,
-                                   progress=progress) if fine_tune_steps else model
+    check_add_keyword(add_keyword)  # a bad kind fails before any work
+    z, seen, extreme, impulse = network_input(img.data, img.invalid, model.normalization,
+                                              factor)
+    tuned = fine_tune_arrays(model, z, seen, steps=fine_tune_steps, seed=seed,
+                             progress=progress) if fine_tune_steps else model
     held = held_out(img.data, img.invalid, model.normalization, seen, extreme, impulse,
                     factor)
-    mean, std = tuned.predict_arrays(z, seen, factor, method=method,
-                                     n_predictions=n_predictions, seed=seed,
-                                     tile_size=tile_size, progress=progress,
-                                     calibrate=calibrate, refine=refine, held=held)
+    options = PredictionOptions(method=method, n_predictions=n_predictions, seed=seed,
+                                tile_size=tile_size, progress=progress,
+                                calibrate=calibrate, refine=refine)
+    mean, std = predict_arrays(tuned, z, seen, factor, options, held=held)
     # the network's values replace what it saw and the impulse pixels it was not shown,
     # the refinement's the bright pixels held out of the network
     refined = refined_held(held, seen, mean)
@@ -282,26 +263,20 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         dtype = img.output_dtype
         raw_unc = img.std_uncertainty
         if raw_unc is None:
-            raw_unc = np.where(img.invalid, np.nan, model.noise_scale(factor))
+            raw_unc = np.where(img.invalid, np.nan,
+                               noise_in_image_unit(model.normalization, factor))
         # bright pixels held out: the error of a raw pixel (the refinement's own is
         # smaller), restored ones the input's
         unc = np.where(valid & ~restored_mask, std, raw_unc).astype(dtype)
         # of the pixels with a value (bright pixels held out included)
-        fraction = float(restored_mask.sum()) / max(int((~img.invalid & ~extreme).sum()), 1)
-        name = header_name(model.path)
-        settings = ("method=student" if method == "student" else
-                    f"n_predictions={n_predictions}, fine_tune_steps={fine_tune_steps}, "
-                    f"seed={seed}")
-        if not calibrate:
-            settings += ", calibrate=False"
-        if not refine:
-            settings += ", refine=False"
-        if fill != "initial":
-            settings += f", fill={fill}"
-        record = (f"R={format_threshold(threshold, unit, R)}, model={name}, "
-                  f"fingerprint={model.fingerprint}, {settings}, "
-                  f"{describe_noise(model.normalization, short=True)}")
-        provenance = _provenance(add_keyword, record, fraction)
+        fraction = restored_fraction(restored_mask, ~img.invalid & ~extreme)
+        record = denoise_record(
+            R=format_threshold(threshold, unit, R), model_name=header_name(model.path),
+            fingerprint=model.fingerprint, method=method, n_predictions=n_predictions,
+            fine_tune_steps=fine_tune_steps, seed=seed,
+            noise=describe_noise(model.normalization, short=True), calibrate=calibrate,
+            refine=refine, fill=fill)
+        provenance = cards(add_keyword, record, fraction)
     result = repack(img, data, mask=mask, std=unc, provenance=provenance)
     if return_restored_mask:
         return result, restored_mask

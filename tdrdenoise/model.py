@@ -1,58 +1,42 @@
 """TDRModel: the Self2Self network and what it learned (the "T" of TDR).
 
-A thin facade: the training loop and fine-tuning live in ``_training.py``, the
-prediction in ``_predict.py`` (on top of the Monte-Carlo ensemble of ``_ensemble.py``),
-model files in :mod:`tdrdenoise.model_io`, the scaling of pixel values in
-``_normalization.py`` and the checks of the settings in ``_validate.py``.
+A thin facade: the training loop and fine-tuning live in ``training/self2self.py``,
+the prediction in ``prediction/pipeline.py`` (on top of the Monte-Carlo ensemble of
+``prediction/ensemble.py``),
+model files in :mod:`tdrdenoise.model_io` (which reads plain state:
+:meth:`TDRModel.load` assembles the model from it), the scaling of pixel values in
+``prediction/normalization.py`` and the checks of the settings in ``_validate.py``.
 """
 import hashlib
-import os
 
-import torch
-from astropy import units as u
+from astropy.utils.decorators import deprecated
 
-from . import model_io
-from ._containers import check_image, series_names, unpack, unpack_images
-from ._distil import distil_model
-from ._ensemble import GRID
-from ._normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, describe_noise,
-                             make_normalization, network_input, noise_in_image_unit)
-from ._predict import DEFAULT_N_PREDICTIONS, predict_arrays, predict_image
-from ._training import (checkpoint_seed, discard_own_checkpoint, fine_tune_arrays,
-                        new_seed, train_model)
+from . import _model_files, _model_fit
+from ._defaults import (DEFAULT_CHECKPOINT_EVERY, DEFAULT_DISTIL_STEPS,  # noqa: F401
+                        DEFAULT_FINE_TUNE_STEPS, DEFAULT_N_PREDICTIONS, DEFAULT_STEPS,
+                        DEFAULT_STUDENT_WIDTH, DEFAULT_TILE_SIZE)
 from ._validate import check_model_settings, check_student_width
+from .io.containers import unit_factor
 from .model_io import FILE_FORMAT_VERSION  # noqa: F401  (kept importable from here)
-from .network import SelfToSelfUNet
+from .prediction.ensemble import GRID
+from .prediction.normalization import (BRIGHT_THRESHOLD, OUTLIER_THRESHOLD, describe_noise,
+                                       network_input, noise_in_image_unit)
+from .prediction.options import PredictionOptions
+from .prediction.pipeline import predict_arrays, predict_image
+from .training.network import SelfToSelfUNet
+from .training.self2self import fine_tune_arrays
 from .utils import resolve_device
 
 __all__ = ["TDRModel"]
 
-#: Defaults shared by the Python API, the command line and the benchmarks.
-DEFAULT_STEPS = 2000
-DEFAULT_FINE_TUNE_STEPS = 10
-#: Steps of the distillation of the fast student after :meth:`TDRModel.fit` (no more
-#: than the training steps) and its encoder width. 1000 steps instead of 500 gave the
-#: student +0.08 to +0.11 dB of Noise2Noise gain on HST and +0.15 / +0.08 dB of PSNR
-#: on the sigma 0.1 / 0.2 sets for about 12 % more time in a default fit; 2000 gave
-#: nothing more on HST (docs/benchmarks.rst, fifth round).
-DEFAULT_DISTIL_STEPS = 1000
-DEFAULT_STUDENT_WIDTH = 24
-#: Side of the tile cores of a prediction: a 4096 x 4096 image takes 16 tiles and
-#: a peak of about 2.6 GiB of memory on a CPU (benchmarks/run_benchmarks.py).
-DEFAULT_TILE_SIZE = 1024
-#: Steps between two checkpoints of :meth:`TDRModel.fit`.
-DEFAULT_CHECKPOINT_EVERY = 100
+# DEFAULT_STEPS, DEFAULT_FINE_TUNE_STEPS, DEFAULT_DISTIL_STEPS, DEFAULT_STUDENT_WIDTH,
+# DEFAULT_TILE_SIZE and DEFAULT_CHECKPOINT_EVERY live in _defaults.py (no torch there:
+# the command line's --help reads them); they stay importable from here.
 
 
-def _unit_factor(unit, to, name):
-    """Factor converting ``unit`` to ``to`` (1 when either is None)."""
-    if unit is None or to is None or unit == to:
-        return 1.0
-    try:
-        return float(unit.to(to))
-    except u.UnitConversionError as exc:
-        raise u.UnitsError(f"{name} is in '{unit}' but the model was trained on "
-                           f"images in '{to}'") from exc
+#: The release whose deprecated TDRModel methods (the array-level pass-throughs to
+#: the stage functions) the next release removes.
+_SINCE = "0.1"
 
 
 class TDRModel:
@@ -209,6 +193,8 @@ class TDRModel:
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()[:12]
 
+    @deprecated(_SINCE, alternative="tdrdenoise.io.containers.unit_factor(unit, model.unit, "
+                "name)")
     def unit_factor(self, unit, name="image"):
         """Factor converting ``unit`` to the model unit (1 when either is None).
 
@@ -217,8 +203,10 @@ class TDRModel:
         astropy.units.UnitsError
             If ``unit`` cannot be converted to the model's unit.
         """
-        return _unit_factor(unit, self.unit, name)
+        return unit_factor(unit, self.unit, name)
 
+    @deprecated(_SINCE, alternative="tdrdenoise.prediction.normalization.network_input("
+                "data, invalid, model.normalization, factor, name)")
     def network_input(self, data, invalid, factor=1.0, name="image"):
         """(z, valid, extreme, impulse) of an image array for this model's network."""
         return network_input(data, invalid, self.normalization, factor, name)
@@ -242,269 +230,26 @@ class TDRModel:
             return None
         return describe_noise(self.normalization)
 
+    @property
+    def noise_sigma(self):
+        """The noise sigma of a raw pixel of the training image, in the model unit
+        (a float; None before :meth:`fit`): what ``NoiseMultiple`` multiplies when
+        an image has no uncertainty of its own."""
+        return noise_in_image_unit(self.normalization) if self.is_fitted else None
+
     # ------------------------------------------------------------------ training
     @property
     def stride(self):
         """The pixel-shuffle stride the network works at (1 before :meth:`fit`)."""
         return int(self.normalization.get("pixel_shuffle", 1)) if self.is_fitted else 1
 
-    def fit(self, image, *, steps=DEFAULT_STEPS, seed=None, learning_rate=None,
-            progress=None, checkpoint=None, checkpoint_every=DEFAULT_CHECKPOINT_EVERY,
-            callback=None, distil_steps=None):
-        """Train the network from scratch on one noisy image (or a few of the same
-        kind), then distil the fast student from it.
+    # written in _model_fit.py, beside the training stages they call
+    fit = _model_fit.fit
+    distil = _model_fit.distil
+    fine_tune = _model_fit.fine_tune
 
-        Invalid pixels (NaN, inf, or masked in a CCDData/NDData/Map/masked array) and
-        extreme pixels (see ``outlier_threshold``) are neither shown to the network
-        nor used in the loss. The normalisation (median and robust noise scale) and
-        the unit of ``image`` are stored.
-
-        Given a list of images (a series: exposures of one field, magnetograms of one
-        instrument), the network trains on random crops of all of them (each valid
-        crop position of any image equally likely). The first image sets the
-        normalisation, the pixel-shuffle stride and the unit (the others are
-        converted to it), and the student is distilled on it: put the image most like
-        those you will denoise first. Fitting on several images takes as long as on
-        one; the network just sees more independent noise.
-
-        Parameters
-        ----------
-        image : CCDData, NDData, sunpy Map, Quantity or array-like, or a list of them
-            A 2-D noisy image (at least 16 x 16 pixels), or a list or tuple of such
-            images (of any sizes).
-        steps : int, optional
-            Training steps (minibatches of ``batch_size`` random crops).
-        seed : int, optional
-            Seed for weights, crops, masks and dropout: the same seed gives the same
-            model on the same machine. None draws one (or takes the checkpoint's).
-        learning_rate : float, optional
-            Peak learning rate; defaults to the one given at construction.
-        progress : bool or None, optional
-            Show a progress bar; None shows it only on a terminal.
-        checkpoint : str or path-like, optional
-            A file to save the training state to every ``checkpoint_every`` steps,
-            atomically. If it exists, training resumes from it and gives the model an
-            uninterrupted run would. It is kept after training (a failure of the
-            distillation or of the save loses no training: the same call resumes
-            from it) and removed by :meth:`save` once the model is written. When this
-            model fits again with the same checkpoint before saving, the checkpoint of
-            its own finished fit is removed first (this fit replaces those weights).
-            A finished, unsaved checkpoint of another run is never discarded: the
-            same image, settings and seed resume it at once (with a
-            `~tdrdenoise.TDRUserWarning`; save the model then), anything else is
-            refused with a message saying so.
-        checkpoint_every : int, optional
-            Steps between checkpoints.
-        callback : callable, optional
-            Called with the number of steps done after each step.
-        distil_steps : int, optional
-            Steps of the distillation of the student (see :meth:`distil`) once the
-            network is trained; None takes 1000, or ``steps`` if fewer; 0 distils
-            nothing, leaving only the Monte-Carlo ensemble.
-
-        Returns
-        -------
-        self : TDRModel
-
-        Raises
-        ------
-        TypeError, ValueError
-            For images of the wrong kind, dimensionality or size, constant images or
-            images without valid pixels (the message names the image of a list); for
-            an empty list; for a checkpoint written for other images, other settings
-            or another seed; for a negative ``distil_steps``.
-        astropy.units.UnitsError
-            If an image of a list has a unit that cannot be converted to the first's.
-        FloatingPointError
-            If the loss becomes non-finite (the message names the step) or training
-            ends with non-finite weights; the model is then left untrained.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from tdrdenoise import TDRModel
-        >>> noisy = np.random.default_rng(0).normal(size=(48, 48))
-        >>> model = TDRModel(device="cpu").fit(noisy, steps=2, seed=0, progress=False)
-        >>> model.is_fitted, model.history[-1]["steps"]
-        (True, 2)
-
-        Several exposures of one field:
-
-        >>> series = [np.random.default_rng(k).normal(size=(48, 48)) for k in range(3)]
-        >>> model = TDRModel(device="cpu").fit(series, steps=2, seed=0, progress=False)
-        >>> model.history[-1]["images"]
-        3
-        """
-        imgs = unpack_images(image, "image")
-        img = imgs[0]
-        steps = int(steps)
-        if steps < 1:
-            raise ValueError(f"steps must be at least 1; got {steps}")
-        distil_steps = min(DEFAULT_DISTIL_STEPS, steps) if distil_steps is None else int(
-            distil_steps)
-        if distil_steps < 0:
-            raise ValueError(f"distil_steps must be zero or positive; got {distil_steps}")
-        names = series_names(len(imgs))
-        factors = []
-        for other, name in zip(imgs, names):
-            try:
-                factors.append(_unit_factor(other.unit, img.unit, name))
-            except u.UnitsError:
-                raise u.UnitsError(f"{name} is in '{other.unit}', which does not convert "
-                                   f"to the first image's '{img.unit}'; a series must "
-                                   "hold images of one kind") from None
-        norm = make_normalization(img.data, img.invalid, self.outlier_threshold,
-                                  self.bright_threshold, self.pixel_shuffle,
-                                  self.impulse_noise)
-        # the finished, unsaved checkpoint of this model's own last fit: replaced by
-        # this fit (never one of an interrupted or failed fit, nor another model's)
-        discard_own_checkpoint(self, checkpoint)
-        if seed is None:
-            seed = checkpoint_seed(checkpoint)
-        seed = new_seed() if seed is None else int(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self._net = SelfToSelfUNet(self.architecture["width"],
-                                       self.architecture["dropout"]).to(self.device)
-        self.normalization, self.unit, self.history, self.path = norm, img.unit, [], None
-        self.student = None
-        z, valid, _, impulse = self.network_input(img.data, img.invalid)
-        zs, valids = [z], [valid]
-        for other, factor, name in zip(imgs[1:], factors[1:], names[1:]):
-            zk, vk, _, _ = self.network_input(other.data, other.invalid, factor, name)
-            zs.append(zk)
-            valids.append(vk)
-        lr = self.learning_rate if learning_rate is None else float(learning_rate)
-        try:
-            train_model(self, zs, valids, steps=steps, seed=seed, learning_rate=lr,
-                        progress=progress, action="fit", checkpoint=checkpoint,
-                        checkpoint_every=checkpoint_every, callback=callback)
-            if len(imgs) > 1:
-                self.history[-1]["images"] = len(imgs)
-                self.history[-1]["image_shapes"] = [list(i.data.shape) for i in imgs]
-            if distil_steps:
-                distil_model(self, z, valid, impulse, steps=distil_steps,
-                             seed=(seed + 1) % 2**63, progress=progress)
-        except (FloatingPointError, ValueError):
-            self.normalization = None  # no half-trained model to save or use
-            self.student = None
-            raise
-        self._finished_checkpoint = None if checkpoint is None else os.fspath(checkpoint)
-        return self
-
-    def distil(self, image, *, steps=DEFAULT_DISTIL_STEPS, seed=None, progress=None):
-        """Distil the fast student from the trained network, on ``image``.
-
-        The network predicts ``image`` with a 16-pass Monte-Carlo ensemble (whole,
-        or on four 256 x 256 windows of an image larger than 640 x 640); a
-        deterministic U-Net (:class:`~tdrdenoise.network.StudentUNet`, plain
-        convolutions, no input mask, no dropout, ``student_width`` channels) then
-        learns on random crops of ``image`` and their flips/transposes to reproduce
-        the ensemble mean and its standard deviation. One student pass then stands
-        for the whole ensemble: :func:`~tdrdenoise.tdr_denoise` and :meth:`predict`
-        use it by default (``method="auto"``). :meth:`fit` calls this on its
-        training image; call it to give a student to a model without one (a model
-        file of tdrdenoise < 0.2, or ``fit(..., distil_steps=0)``).
-
-        Parameters
-        ----------
-        image : CCDData, NDData, sunpy Map, Quantity or array-like
-            An image of the kind the model was trained on (its training image).
-        steps : int, optional
-            Distillation steps (minibatches of four 128 x 128 crops).
-        seed : int, optional
-            Seed of the ensemble, the student's weights and the crops.
-        progress : bool or None, optional
-            Show a progress bar; None shows it only on a terminal.
-
-        Returns
-        -------
-        self : TDRModel
-
-        Raises
-        ------
-        RuntimeError
-            If the model is not trained.
-        ValueError, TypeError, astropy.units.UnitsError
-            For a bad image or unit, or ``steps`` below 1.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from tdrdenoise import TDRModel
-        >>> noisy = np.random.default_rng(0).normal(size=(48, 48))
-        >>> model = TDRModel(device="cpu").fit(noisy, steps=2, seed=0, progress=False,
-        ...                                    distil_steps=0)
-        >>> model.student is None
-        True
-        >>> model.distil(noisy, steps=2, seed=0, progress=False).student is not None
-        True
-        """
-        self.check_fitted("distil")
-        steps = int(steps)
-        if steps < 1:
-            raise ValueError(f"steps must be at least 1; got {steps}")
-        img = unpack(image, "image")
-        check_image(img, "image")
-        z, valid, _, impulse = self.network_input(img.data, img.invalid,
-                                                  self.unit_factor(img.unit, "image"))
-        seed = new_seed() if seed is None else int(seed)
-        distil_model(self, z, valid, impulse, steps=steps, seed=seed, progress=progress)
-        return self
-
-    def fine_tune(self, image, *, steps=DEFAULT_FINE_TUNE_STEPS, seed=None,
-                  learning_rate=None, progress=False):
-        """A copy of this model trained a few more steps on ``image``.
-
-        The base model is not changed, so one base model can be fine-tuned to each
-        image of a series. The normalisation of the base model is kept. The copy has
-        no student (that reproduces the base network): it predicts with the
-        Monte-Carlo ensemble.
-
-        Parameters
-        ----------
-        image : CCDData, NDData, sunpy Map, Quantity or array-like
-            The image about to be denoised.
-        steps : int, optional
-            Fine-tuning steps; 0 returns an unchanged copy.
-        seed : int, optional
-            Seed for crops, masks and dropout.
-        learning_rate : float, optional
-            Constant learning rate; defaults to a tenth of the model's peak rate.
-        progress : bool or None, optional
-            Show a progress bar.
-
-        Returns
-        -------
-        TDRModel
-            A new model.
-
-        Raises
-        ------
-        RuntimeError
-            If the model is not trained.
-        FloatingPointError
-            If the loss becomes non-finite.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from tdrdenoise import TDRModel
-        >>> rng = np.random.default_rng(0)
-        >>> base = TDRModel(device="cpu").fit(rng.normal(size=(48, 48)), steps=2,
-        ...                                   seed=0, progress=False)
-        >>> tuned = base.fine_tune(rng.normal(size=(48, 48)), steps=2, seed=0)
-        >>> tuned is base, base.fingerprint != tuned.fingerprint
-        (False, True)
-        """
-        self.check_fitted("fine_tune")
-        img = unpack(image, "image")
-        check_image(img, "image")
-        z, valid, _, _ = self.network_input(img.data, img.invalid,
-                                            self.unit_factor(img.unit, "image"))
-        return self.fine_tune_arrays(z, valid, steps=steps, seed=seed,
-                                     learning_rate=learning_rate, progress=progress)
-
+    @deprecated(_SINCE, alternative="tdrdenoise.training.self2self.fine_tune_arrays(model, "
+                "z, valid, ...)")
     def fine_tune_arrays(self, z, valid, *, steps, seed=None, learning_rate=None,
                          progress=False):
         """:meth:`fine_tune` on the output of :meth:`network_input`."""
@@ -592,10 +337,12 @@ class TDRModel:
         >>> fast.shape == noisy.shape, bool((fast_std > 0).all())
         (True, True)
         """
-        return predict_image(self, image, method=method, n_predictions=n_predictions,
-                             seed=seed, tile_size=tile_size, progress=progress,
-                             calibrate=calibrate, refine=refine)
+        return predict_image(self, image, PredictionOptions(
+            method=method, n_predictions=n_predictions, seed=seed, tile_size=tile_size,
+            progress=progress, calibrate=calibrate, refine=refine))
 
+    @deprecated(_SINCE, alternative="tdrdenoise.prediction.pipeline.predict_arrays(model, "
+                "z, valid, factor, ...)")
     def predict_arrays(self, z, valid, factor=1.0, *, method="ensemble",
                        n_predictions=DEFAULT_N_PREDICTIONS, seed=None,
                        tile_size=DEFAULT_TILE_SIZE, progress=None, calibrate=True,
@@ -606,158 +353,22 @@ class TDRModel:
         on the pixels flagged by ``valid``; ``held``: the network-unit values of the
         bright pixels held out of the network, NaN elsewhere, which the refinement
         denoises too, their mean NaN where it did not)."""
-        return predict_arrays(self, z, valid, factor, method=method,
-                              n_predictions=n_predictions, seed=seed,
-                              tile_size=tile_size, progress=progress,
-                              calibrate=calibrate, refine=refine, held=held)
+        return predict_arrays(self, z, valid, factor, PredictionOptions(
+            method=method, n_predictions=n_predictions, seed=seed, tile_size=tile_size,
+            progress=progress, calibrate=calibrate, refine=refine), held=held)
 
+    @deprecated(_SINCE, alternative="model.noise_sigma")
     def noise_scale(self, factor=1.0):
         """The training image's noise in the unit of an image (``factor`` converts it)."""
         return noise_in_image_unit(self.normalization, factor)
 
     # ------------------------------------------------------------------ files
-    def to_bytes(self):
-        """The model file as bytes (see :func:`tdrdenoise.model_io.to_bytes`).
-
-        Returns
-        -------
-        bytes
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from tdrdenoise import TDRModel
-        >>> model = TDRModel(device="cpu").fit(np.random.default_rng(0).normal(size=(32, 32)),
-        ...                                    steps=1, seed=0, progress=False)
-        >>> TDRModel.from_bytes(model.to_bytes(), device="cpu").fingerprint == model.fingerprint
-        True
-        """
-        return model_io.to_bytes(self)
-
-    @classmethod
-    def from_bytes(cls, data, device="auto", sha256=None):
-        """A model from the bytes of :meth:`to_bytes` (see :func:`tdrdenoise.model_io.from_bytes`).
-
-        Parameters
-        ----------
-        data : bytes
-            The bytes of a model file.
-        device : str or `torch.device`, optional
-            Where to put the network (``"auto"``: CUDA when present).
-        sha256 : str, optional
-            The SHA-256 the data must have, as :meth:`load` takes it: data that
-            differ are refused.
-
-        Returns
-        -------
-        TDRModel
-
-        Raises
-        ------
-        ValueError
-            If the data are not a valid model, or differ from ``sha256`` (see
-            :meth:`load`).
-
-        Examples
-        --------
-        >>> import hashlib
-        >>> import numpy as np
-        >>> from tdrdenoise import TDRModel
-        >>> model = TDRModel(device="cpu").fit(np.random.default_rng(0).normal(size=(32, 32)),
-        ...                                    steps=1, seed=0, progress=False)
-        >>> data = model.to_bytes()
-        >>> digest = hashlib.sha256(data).hexdigest()
-        >>> TDRModel.from_bytes(data, device="cpu", sha256=digest).fingerprint == model.fingerprint
-        True
-        """
-        return model_io.from_bytes(data, device=device, sha256=sha256)
-
-    def save(self, path, overwrite=False):
-        """Write the weights and their metadata to ``path``, atomically.
-
-        The file (model file format 4: a safetensors file, read back without running
-        any code; see :mod:`tdrdenoise.model_io`) records the package version, the
-        architecture, the normalisation, the unit, the training history and a
-        SHA-256 checksum of all of it. It is written to a temporary file in the same
-        folder and then, with ``overwrite=False``, created exclusively (a hard link):
-        a file that another process writes under ``path`` meanwhile is kept and
-        `FileExistsError` raised, never silently replaced; a crash never leaves a
-        half-written model. Once the model is written, the checkpoint of the
-        :meth:`fit` that made it is removed (a checkpoint that cannot be removed
-        gives a `~tdrdenoise.TDRUserWarning`); if the save fails, the checkpoint is
-        kept.
-
-        Parameters
-        ----------
-        path : str or path-like
-            Output file (conventionally ``*.tdr``).
-        overwrite : bool, optional
-            Replace an existing file.
-
-        Raises
-        ------
-        RuntimeError
-            If the model is not trained.
-        FileExistsError
-            If ``path`` exists, or was created by another process while writing, and
-            ``overwrite`` is False (a subclass of `OSError`).
-        PermissionError, OSError
-            If the file cannot be written (no permission, read-only file system,
-            disk full); the message names ``path`` and its folder.
-        ValueError
-            If the weights or the normalisation are not finite, or a setting lies
-            outside what a model file holds (width, student width and head 512,
-            patch size 8192, batch size 4096: changed after construction), which
-            :meth:`load` would refuse; nothing is written then.
-
-        Examples
-        --------
-        >>> import os, tempfile
-        >>> import numpy as np
-        >>> from tdrdenoise import TDRModel
-        >>> model = TDRModel(device="cpu").fit(np.random.default_rng(0).normal(size=(32, 32)),
-        ...                                    steps=1, seed=0, progress=False)
-        >>> path = os.path.join(tempfile.mkdtemp(), "model.tdr")
-        >>> model.save(path)
-        >>> TDRModel.load(path).fingerprint == model.fingerprint
-        True
-        """
-        model_io.save(self, path, overwrite=overwrite)
-
-    @classmethod
-    def load(cls, path, device="auto", sha256=None):
-        """Read a model written by :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or path-like
-            A ``.tdr`` file.
-        device : str or `torch.device`, optional
-            Where to put the network (``"auto"``: CUDA when present).
-        sha256 : str, optional
-            The SHA-256 of the whole file, as its author gave it (``sha256sum``):
-            a file that differs is refused. The checksum inside every file detects
-            damage only; anyone can recompute it (see :mod:`tdrdenoise.model_io`).
-
-        Returns
-        -------
-        TDRModel
-
-        Raises
-        ------
-        FileNotFoundError
-            If there is no such file.
-        ValueError
-            If the file is not a tdrdenoise model, fails its checksum ("checksum
-            mismatch": corrupt or altered), has missing or malformed metadata or
-            non-finite weights, or was written by a newer file format. Files of
-            format 1 (no checksum) load with a `~tdrdenoise.TDRUserWarning`.
-
-        Examples
-        --------
-        See :meth:`save`.
-        """
-        return model_io.load(path, device=device, sha256=sha256)
+    # written in _model_files.py (model files are read and written by model_io)
+    to_bytes = _model_files.to_bytes
+    from_bytes = classmethod(_model_files.from_bytes)
+    save = _model_files.save
+    load = classmethod(_model_files.load)
+    _from_state = classmethod(_model_files.from_state)
 
     def __repr__(self):
         state = "untrained"

@@ -25,116 +25,35 @@ Files of formats 1 to 3 (`torch.save` archives, tdrdenoise 0.1) still load, thro
     python -c "from tdrdenoise.model_io import convert; print(convert('old.tdr', 'new.tdr'))"
 """
 import copy
-import hashlib
 import io
-import json
-import math
 import os
 import warnings
 
 import torch
-from astropy import units as u
 from astropy.utils.exceptions import AstropyDeprecationWarning
 
-from . import __version__
-from ._normalization import OUTLIER_THRESHOLD, TRANSFORM, check_normalization
-from ._validate import (MAX_BATCH_SIZE, MAX_PATCH_SIZE, MAX_STUDENT_HEAD,
-                        MAX_STUDENT_WIDTH, MAX_WIDTH)
+from ._model_checks import (FILE_FORMAT_VERSION, FILE_MAGIC, MAX_FILE_BYTES,  # noqa: F401
+                            WEIGHTS, check_all_shapes, fail, legacy_bounds, shapes_of,
+                            validate_metadata)
+from ._model_format import (check_sha256, check_size, decode, decode_payload, encode_payload,
+                            file_sha256, is_legacy, payload_checksum)  # noqa: F401
+from ._model_format import read_header as _read_header
+from ._model_state import ModelState, build, build_student, load_weights  # noqa: F401
+from .prediction.normalization import check_normalization
+from .io.provenance import header_name  # noqa: F401  (public here, as before)
+from .training.self2self import check_weights
 from .utils import TDRUserWarning, atomic_open, resolve_device
+from .version import __version__
 
 __all__ = ["FILE_FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes", "convert",
            "file_sha256", "payload_checksum", "header_name", "encode_payload",
-           "decode_payload"]
-
-#: Version of the model file layout; files with a newer one are refused.
-FILE_FORMAT_VERSION = 4
-FILE_MAGIC = "tdrdenoise-model"
-_ARCHITECTURE = "self2self-unet"
-
-#: Bounds of a model file, checked before anything is allocated: the size of the file
-#: and of its JSON header (bytes); those of the widths of the network and of the
-#: student, the student's head, the patch and batch sizes (``MAX_WIDTH``...) are the
-#: bounds of :class:`~tdrdenoise.TDRModel`'s settings, defined in
-#: :mod:`tdrdenoise._validate`. A width-48 model takes about 4 MiB and a width-512 one
-#: about 400 MiB.
-MAX_FILE_BYTES = 1 << 30
-MAX_HEADER_BYTES = 16 << 20
-
-_SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16",
-                       torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32",
-                       torch.uint8: "U8", torch.bool: "BOOL"}
-_WEIGHTS = {"state_dict": "network.", "student_state_dict": "student."}
-
-
-def header_name(path):
-    r"""How a header record names the model file at ``path``: its base name, in
-    printable ASCII.
-
-    The folder is left out (a header must not leak local paths); characters outside
-    printable ASCII, which FITS header values cannot hold, become backslash escapes
-    (``\xe9``, ``\u00e9``). A model without a file is ``"in-memory"``.
-
-    Parameters
-    ----------
-    path : str, path-like or None
-        The model file (``TDRModel.path``).
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> from tdrdenoise.model_io import header_name
-    >>> header_name("/home/me/données/hmi model.tdr")
-    'hmi model.tdr'
-    >>> header_name("/data/modèle.tdr")
-    'mod\\xe8le.tdr'
-    >>> header_name(None)
-    'in-memory'
-    """
-    if not path:
-        return "in-memory"
-    name = os.path.basename(os.fsdecode(path).replace("\\", "/").rstrip("/")) or "in-memory"
-    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii")
-                   for c in name)
-
-
-def payload_checksum(payload):
-    """SHA-256 (hex) of a model file's metadata and weights, without its checksum.
-
-    Parameters
-    ----------
-    payload : dict
-        The dict stored in a model file.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> import torch
-    >>> from tdrdenoise.model_io import payload_checksum
-    >>> len(payload_checksum({"format": "x", "state_dict": {"w": torch.zeros(2)}}))
-    64
-    """
-    weights = ("state_dict", "student_state_dict")
-    meta = {k: v for k, v in payload.items() if k not in weights + ("checksum",)}
-    digest = hashlib.sha256(json.dumps(meta, sort_keys=True, default=repr).encode())
-    for key in weights:
-        prefix = "" if key == "state_dict" else "student:"
-        for name, tensor in sorted((payload.get(key) or {}).items()):
-            tensor = tensor.detach().cpu().contiguous()
-            digest.update(f"{prefix}{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-            digest.update(tensor.numpy().tobytes())
-    return digest.hexdigest()
+           "decode_payload", "ModelState", "read_state", "state_from_bytes",
+           "load_weights", "build_student"]
 
 
 def _payload(model):
     """The dict written to a model file, checked and with its checksum."""
     model.check_fitted("save")
-    from ._training import check_weights
     try:
         check_normalization(model.normalization, "the model")
         check_weights(model.network, "the model")
@@ -205,162 +124,6 @@ def to_bytes(model):
     True
     """
     return encode_payload(_payload(model))
-
-
-def encode_payload(payload):
-    """The bytes of a format-4 (safetensors) model file holding ``payload``.
-
-    Parameters
-    ----------
-    payload : dict
-        Metadata, ``checksum`` and the ``state_dict`` and ``student_state_dict``
-        weights (the latter None without a student), as a model file holds them.
-
-    Returns
-    -------
-    bytes
-
-    Examples
-    --------
-    >>> import torch
-    >>> from tdrdenoise.model_io import decode_payload, encode_payload
-    >>> data = encode_payload({"format": "tdrdenoise-model", "format_version": 4,
-    ...                        "state_dict": {"w": torch.ones(2)},
-    ...                        "student_state_dict": None})
-    >>> decode_payload(data)["state_dict"]["w"]
-    tensor([1., 1.])
-    """
-    from safetensors.torch import save as save_tensors
-
-    meta = {k: v for k, v in payload.items() if k not in _WEIGHTS}
-    tensors = {}
-    for key, prefix in _WEIGHTS.items():
-        for name, tensor in (payload.get(key) or {}).items():
-            tensors[prefix + name] = tensor.detach().cpu().contiguous()
-    # one metadata entry: safetensors writes several in no fixed order, and the same
-    # model must give the same bytes (and SHA-256) every time; strict JSON (no bare
-    # Infinity or NaN, which many readers refuse)
-    text = json.dumps(_encode_nonfinite(meta), sort_keys=True, allow_nan=False)
-    return save_tensors(tensors, metadata={"tdrdenoise": text})
-
-
-#: How the metadata JSON writes the floats JSON has no literal for.
-_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
-
-
-def _encode_nonfinite(value):
-    """``value`` with every non-finite float written as the string "inf", "-inf" or
-    "nan" (a string of those in the metadata itself could not be told apart: refused)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, str) and value in _NONFINITE:
-        raise ValueError(f"the metadata value {value!r} cannot be written to a model file "
-                         "(it stands for a non-finite number there)")
-    if isinstance(value, dict):
-        return {k: _encode_nonfinite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode_nonfinite(v) for v in value]
-    return value
-
-
-def _decode_nonfinite(value):
-    """The inverse of :func:`_encode_nonfinite` (bare ``Infinity`` and ``NaN``, which
-    the first format-4 files hold, are read by ``json.loads`` itself)."""
-    if isinstance(value, str):
-        return _NONFINITE.get(value, value)
-    if isinstance(value, dict):
-        return {k: _decode_nonfinite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode_nonfinite(v) for v in value]
-    return value
-
-
-def _is_legacy(data):
-    """A torch.save archive (zip) or an older torch pickle (formats 1 to 3), not a
-    safetensors file (an 8-byte header size, then the JSON header)."""
-    if len(data) > 9 and bytes(data[8:9]) == b"{" \
-            and int.from_bytes(bytes(data[:8]), "little") <= len(data) - 8:
-        return False
-    return bytes(data[:4]) == b"PK\x03\x04" or bytes(data[:1]) == b"\x80"
-
-
-def _read_header(data, source):
-    """(metadata dict, {key: {name: (dtype, shape)}}) of a format-4 file, from its JSON
-    header alone; nothing else of the file is read."""
-    def refuse(why):
-        raise ValueError(f"{source} is not a readable tdrdenoise model file ({why})")
-
-    if len(data) < 8:
-        refuse("too short")
-    size = int.from_bytes(bytes(data[:8]), "little")
-    if not 2 <= size <= min(MAX_HEADER_BYTES, len(data) - 8):
-        refuse(f"a header of {size} bytes")
-    try:
-        header = json.loads(bytes(data[8:8 + size]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        refuse("its header is not JSON")
-    except RecursionError:  # arrays or objects nested thousands deep
-        refuse("its header is nested too deeply")
-    if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
-        refuse("no metadata")
-    info = header.pop("__metadata__")
-    try:
-        meta = _decode_nonfinite(json.loads(info.get("tdrdenoise")))
-    except (TypeError, ValueError, RecursionError):
-        meta = None
-    if not isinstance(meta, dict) or meta.get("format") != FILE_MAGIC:
-        raise ValueError(f"{source} is not a tdrdenoise model file")
-    shapes = {key: {} for key in _WEIGHTS}
-    for name, entry in header.items():
-        key = next((k for k, prefix in _WEIGHTS.items() if name.startswith(prefix)), None)
-        if key is None or not isinstance(entry, dict) or not isinstance(
-                entry.get("shape"), list):
-            _fail(source, f"unexpected tensor {name!r}")
-        shapes[key][name[len(_WEIGHTS[key]):]] = (entry.get("dtype"), tuple(entry["shape"]))
-    return meta, shapes
-
-
-def decode_payload(data, source="the model data"):
-    """The payload dict of a format-4 model file's bytes, without any check of its
-    metadata (see :func:`from_bytes` for the checked way in).
-
-    Parameters
-    ----------
-    data : bytes
-    source : str, optional
-        Name of the data in error messages.
-
-    Returns
-    -------
-    dict
-
-    Raises
-    ------
-    ValueError
-        If ``data`` are not a format-4 model file.
-
-    Examples
-    --------
-    See :func:`encode_payload`.
-    """
-    meta, _ = _read_header(data, source)
-    return _decode(data, meta, source)
-
-
-def _decode(data, meta, source):
-    """The payload of a format-4 file's bytes whose header gave ``meta``."""
-    from safetensors.torch import load as load_tensors
-
-    try:
-        tensors = load_tensors(bytes(data))
-    except Exception as exc:  # safetensors raises its own kinds on damaged data
-        raise ValueError(f"{source} is not a readable tdrdenoise model file (corrupt): "
-                         f"{type(exc).__name__}") from None
-    payload = dict(meta)
-    for key, prefix in _WEIGHTS.items():
-        part = {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
-        payload[key] = part if (part or key == "state_dict") else None
-    return payload
 
 
 def save(model, path, *, overwrite=False):
@@ -450,15 +213,54 @@ def load(path, *, device="auto", sha256=None):
     --------
     See :meth:`tdrdenoise.TDRModel.save`.
     """
+    device = resolve_device(device)  # a bad device fails before the file is read
+    return build(read_state(path, sha256=sha256), device)
+
+
+def read_state(path, *, sha256=None):
+    """The checked content of the model file at ``path``, as plain state.
+
+    What :func:`load` reads, before any network is built: every check of
+    :func:`load` is made here. :meth:`TDRModel.load <tdrdenoise.TDRModel.load>`
+    builds the model from it.
+
+    Parameters
+    ----------
+    path : str or path-like
+    sha256 : str, optional
+        The SHA-256 the whole file must have (see :func:`load`).
+
+    Returns
+    -------
+    ModelState
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`load`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from tdrdenoise import TDRModel
+    >>> from tdrdenoise.model_io import read_state
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.tdr")
+    >>> TDRModel(device="cpu").fit(np.random.default_rng(0).normal(size=(32, 32)), steps=1,
+    ...                            seed=0, progress=False).save(path)
+    >>> state = read_state(path)
+    >>> state.constructor["width"], state.student is not None, state.path == path
+    (48, True, True)
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no model file at {path}")
-    _check_size(os.path.getsize(path), path)
+    check_size(os.path.getsize(path), path)
     with open(path, "rb") as fh:
         data = fh.read(MAX_FILE_BYTES + 1)
-    model = from_bytes(data, device=device, source=path, sha256=sha256)
-    model.path = path
-    return model
+    state = state_from_bytes(data, source=path, sha256=sha256)
+    state.path = path
+    return state
 
 
 def convert(old, new, *, overwrite=False):
@@ -513,85 +315,6 @@ def convert(old, new, *, overwrite=False):
     return file_sha256(new)
 
 
-def file_sha256(data):
-    """The SHA-256 (hex) of a model file's bytes, or of the file at a path.
-
-    Examples
-    --------
-    >>> from tdrdenoise.model_io import file_sha256
-    >>> file_sha256(b"")
-    'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
-    """
-    if isinstance(data, (str, os.PathLike)):
-        digest = hashlib.sha256()
-        with open(data, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
-    return hashlib.sha256(bytes(data)).hexdigest()
-
-
-def _check_size(size, source):
-    if size > MAX_FILE_BYTES:
-        raise ValueError(f"{source} is {size} bytes; model files are at most "
-                         f"{MAX_FILE_BYTES} bytes (a width-{MAX_WIDTH} model takes about "
-                         "400 MiB): it is not a tdrdenoise model file")
-
-
-def _check_sha256(data, sha256, source):
-    if sha256 is None:
-        return
-    expected = str(sha256).strip().lower()
-    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
-        raise ValueError(f"sha256 must be 64 hexadecimal digits; got {sha256!r}")
-    actual = file_sha256(data)
-    if actual != expected:
-        raise ValueError(f"{source} has SHA-256 {actual}, not the expected {expected}: "
-                         "it is not the file that was shared with you (damaged or "
-                         "replaced); get it again from its source")
-
-
-def _shapes_of(state_dict, source="the model data"):
-    """{name: (dtype, shape)} of a state dict read from a file (None if it is not a
-    dict); an entry that is not a tensor is refused."""
-    if not isinstance(state_dict, dict):
-        return None
-    for name, t in state_dict.items():
-        if not isinstance(t, torch.Tensor):
-            _fail(source, f"weight {name!r} is a {type(t).__name__}, not a tensor")
-    return {name: (_SAFETENSORS_DTYPES.get(t.dtype, str(t.dtype)), tuple(t.shape))
-            for name, t in state_dict.items()}
-
-
-def _check_shapes(shapes, net, what, source):
-    """Compare the recorded tensors with those of ``net`` (built on the meta device)."""
-    expected = _shapes_of(net.state_dict())
-    if shapes is None or set(shapes) != set(expected):
-        missing = sorted(set(expected) - set(shapes or ()))[:3]
-        extra = sorted(set(shapes or ()) - set(expected))[:3]
-        raise ValueError(f"{source}: the weights of {what} do not match the recorded "
-                         f"architecture (missing {missing}, unexpected {extra})")
-    for name, (dtype, shape) in expected.items():
-        if tuple(shapes[name][1]) != shape or shapes[name][0] not in (dtype, None):
-            raise ValueError(f"{source}: the weights of {what} do not match the recorded "
-                             f"architecture ({name} is {shapes[name][0]} "
-                             f"{list(shapes[name][1])}, not {dtype} {list(shape)})")
-
-
-def _check_all_shapes(fields, shapes, source):
-    """Every tensor's name, type and shape against the recorded architecture, before
-    any network is built (the reference networks live on the meta device)."""
-    from .network import SelfToSelfUNet, StudentUNet
-
-    arch = fields["constructor"]
-    with torch.device("meta"):
-        net = SelfToSelfUNet(arch["width"], arch["dropout"])
-        student = None if fields["student"] is None else StudentUNet(**fields["student"])
-    _check_shapes(shapes["state_dict"], net, "the network", source)
-    if student is not None:
-        _check_shapes(shapes["student_state_dict"], student, "the student", source)
-
-
 def from_bytes(data, *, device="auto", source="the model data", sha256=None):
     """Rebuild a model from the bytes of :func:`to_bytes` (or of a model file).
 
@@ -618,18 +341,54 @@ def from_bytes(data, *, device="auto", source="the model data", sha256=None):
     --------
     See :func:`to_bytes`.
     """
+    device = resolve_device(device)
+    return build(state_from_bytes(data, source=source, sha256=sha256), device)
+
+
+def state_from_bytes(data, *, source="the model data", sha256=None):
+    """The checked content of a model file's bytes, as plain state (see
+    :func:`read_state`; :meth:`TDRModel.from_bytes <tdrdenoise.TDRModel.from_bytes>`
+    builds the model from it).
+
+    Parameters
+    ----------
+    data : bytes
+    source : str, optional
+        Name of the data in error messages (a file name).
+    sha256 : str, optional
+        The SHA-256 the data must have (see :func:`load`).
+
+    Returns
+    -------
+    ModelState
+
+    Raises
+    ------
+    ValueError
+        As :func:`load`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tdrdenoise import TDRModel
+    >>> from tdrdenoise.model_io import state_from_bytes
+    >>> model = TDRModel(device="cpu").fit(np.random.default_rng(0).normal(size=(32, 32)),
+    ...                                    steps=1, seed=0, progress=False)
+    >>> state = state_from_bytes(model.to_bytes())
+    >>> sorted(state.normalization) == sorted(model.normalization)
+    True
+    """
     try:
-        return _from_bytes(data, device=device, source=source, sha256=sha256)
+        return _state_from_bytes(data, source=source, sha256=sha256)
     except RecursionError:  # metadata nested thousands deep, past every check
         raise ValueError(f"{source} is not a readable tdrdenoise model file (its "
                          "metadata is nested too deeply)") from None
 
 
-def _from_bytes(data, *, device, source, sha256):
-    device = resolve_device(device)
-    _check_size(len(data), source)
-    _check_sha256(data, sha256, source)
-    legacy = _is_legacy(data)
+def _state_from_bytes(data, *, source, sha256):
+    check_size(len(data), source)
+    check_sha256(data, sha256, source)
+    legacy = is_legacy(data)
     if legacy:
         try:
             payload = torch.load(io.BytesIO(bytes(data)), map_location="cpu",
@@ -639,8 +398,8 @@ def _from_bytes(data, *, device, source, sha256):
                              f"or of another kind): {type(exc).__name__}") from None
         if not isinstance(payload, dict) or payload.get("format") != FILE_MAGIC:
             raise ValueError(f"{source} is not a tdrdenoise model file")
-        meta = {k: v for k, v in payload.items() if k not in _WEIGHTS}
-        shapes = {key: _shapes_of(payload.get(key), source) for key in _WEIGHTS}
+        meta = {k: v for k, v in payload.items() if k not in WEIGHTS}
+        shapes = {key: shapes_of(payload.get(key), source) for key in WEIGHTS}
     else:
         meta, shapes = _read_header(data, source)
         if meta.get("format") != FILE_MAGIC:
@@ -655,8 +414,8 @@ def _from_bytes(data, *, device, source, sha256):
             f"{meta.get('tdrdenoise_version')}; this is tdrdenoise {__version__}, "
             f"which reads format {FILE_FORMAT_VERSION} and older: upgrade tdrdenoise")
     if legacy != (version < 4):
-        _fail(source, f"format_version {version} in a "
-                      f"{'torch' if legacy else 'safetensors'} file")
+        fail(source, f"format_version {version} in a "
+                     f"{'torch' if legacy else 'safetensors'} file")
     if legacy:
         warnings.warn(f"{source} is a format-{version} model file (a torch pickle, read "
                       "with torch.load(weights_only=True)); support for it will be "
@@ -664,13 +423,13 @@ def _from_bytes(data, *, device, source, sha256):
                       "tdrdenoise.model_io.convert(old, new) or "
                       "TDRModel.load(old).save(new)",
                       AstropyDeprecationWarning)
-        meta = _legacy_bounds(meta, source, version)
+        meta = legacy_bounds(meta, source, version)
     # every bound and every shape is checked before any tensor or network is made
     fields = validate_metadata({**meta, "state_dict": shapes["state_dict"],
                                 "student_state_dict": shapes["student_state_dict"]}, source)
-    _check_all_shapes(fields, shapes, source)
+    check_all_shapes(fields, shapes, source)
     if not legacy:
-        payload = _decode(data, meta, source)
+        payload = decode(data, meta, source)
     if version >= 2:
         if payload.get("checksum") != payload_checksum(payload):
             raise ValueError(f"{source}: checksum mismatch: the file is corrupt or was "
@@ -679,186 +438,8 @@ def _from_bytes(data, *, device, source, sha256):
         warnings.warn(f"{source} is a format-1 model file, which has no checksum: its "
                       "integrity cannot be verified; save it again to add one",
                       TDRUserWarning)
-    from .model import TDRModel
-    model = TDRModel(device=device, **fields["constructor"])
-    try:
-        model.network.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{source}: the weights do not match the recorded "
-                         f"architecture ({exc})") from None
-    from ._training import check_weights
-    try:
-        check_weights(model.network, source)
-    except FloatingPointError as exc:
-        raise ValueError(str(exc)) from None
-    model.network.to(model.device)
-    model.student = _load_student(payload, fields["student"], source, model.device)
-    if model.student is not None:
-        model.student_width = model.student.width
-    model.normalization = fields["normalization"]
-    model.outlier_threshold = fields["normalization"]["outlier_threshold"]
-    model.bright_threshold = fields["normalization"]["bright_threshold"]
-    model.pixel_shuffle = fields["normalization"]["pixel_shuffle"]
-    model.impulse_noise = fields["normalization"]["impulse_noise"]
-    model.unit = fields["unit"]
-    model.history = fields["history"]
-    return model
-
-
-def _legacy_bounds(meta, source, version):
-    """The metadata of a format-1 to 3 file (written before there were bounds) within
-    those of format 4: a patch or batch size above them, which only training (fine_tune,
-    distil) uses, is lowered with a warning; a network or student wider than a model
-    file may hold, which this version does not build, is refused with a clear message."""
-    meta = dict(meta)
-    written = (f"{source} (model file format {version}, written by tdrdenoise "
-               f"{meta.get('tdrdenoise_version', 'of an older version')})")
-    for key, bound in (("patch_size", MAX_PATCH_SIZE), ("batch_size", MAX_BATCH_SIZE)):
-        value = meta.get(key)
-        if type(value) is int and value > bound:
-            warnings.warn(f"{written} records {key}={value}, more than the {bound} of "
-                          f"format 4; it is lowered to {bound} (it matters only to "
-                          "fine_tune and distil)", TDRUserWarning)
-            meta[key] = bound
-    arch = meta.get("architecture")
-    student = meta.get("student")
-    widths = [("a network of width", arch.get("width") if isinstance(arch, dict) else None,
-               MAX_WIDTH, "width")]
-    if isinstance(student, dict):
-        widths += [("a student of width", student.get("width"), MAX_STUDENT_WIDTH,
-                    "student_width"),
-                   ("a student head of", student.get("head"), MAX_STUDENT_HEAD, None)]
-    for what, value, bound, option in widths:
-        if type(value) is int and value > bound:
-            fix = f"train it again with {option} <= {bound}" if option else \
-                "train it again with this version"
-            raise ValueError(f"{written} holds {what} {value}; this version builds and "
-                             f"reads at most {bound} (a width-{MAX_WIDTH} network takes "
-                             f"about 400 MiB), so it cannot use this model: {fix}")
-    return meta
-
-
-def _load_student(payload, config, source, device):
-    """The student of a model file's dict (None if it has none)."""
-    if config is None:
-        return None
-    from ._training import check_weights
-    from .network import StudentUNet
-    student = StudentUNet(**config)
-    try:
-        student.load_state_dict(payload.get("student_state_dict"))
-        check_weights(student, f"{source} (student)")
-    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{source}: the student's weights do not match its recorded "
-                         f"architecture ({exc})") from None
-    except FloatingPointError as exc:
-        raise ValueError(str(exc)) from None
-    return student.to(device).eval()
-
-
-def _fail(source, what):
-    exc = ValueError(f"{source} has missing or malformed metadata ({what}); it was not "
-                     "written by TDRModel.save or was altered")
-    exc.what = what  # the field and the problem alone, for the message of save
-    raise exc
-
-
-def _number(payload, key, source, low=None, high=None, integer=False):
-    value = payload.get(key)
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
-        _fail(source, f"{key} must be a{'n integer' if integer else ' number'}; got {value!r}")
-    if (low is not None and not value > low) or (high is not None and not value < high):
-        if integer and high is not None and value >= high:
-            _fail(source, f"{key}={value!r} is out of range: at most {high - 1}")
-        _fail(source, f"{key}={value!r} is out of range")
-    return value
-
-
-def validate_metadata(payload, source="the model data"):
-    """Check every metadata field of a model file's dict by type and range.
-
-    Parameters
-    ----------
-    payload : dict
-        The dict stored in a model file.
-    source : str, optional
-        Its name in error messages.
-
-    Returns
-    -------
-    dict
-        ``constructor`` (keyword arguments of `~tdrdenoise.TDRModel`),
-        ``normalization``, ``unit``, ``history`` and ``student`` (the student's
-        settings, or None).
-
-    Raises
-    ------
-    ValueError
-        Naming the first field that is missing or malformed.
-
-    Examples
-    --------
-    >>> from tdrdenoise.model_io import validate_metadata
-    >>> validate_metadata({"architecture": None})
-    Traceback (most recent call last):
-    ...
-    ValueError: the model data has missing or malformed metadata (architecture ...
-    """
-    arch = payload.get("architecture")
-    if not isinstance(arch, dict):
-        _fail(source, f"architecture must be a dict; got {arch!r}")
-    if arch.get("name") != _ARCHITECTURE:
-        raise ValueError(f"{source} holds an unknown architecture {arch.get('name')!r}")
-    _number(arch, "width", source, low=0, high=MAX_WIDTH + 1, integer=True)
-    if _number(arch, "dropout", source, high=1) < 0:
-        _fail(source, f"dropout={arch['dropout']!r} is out of range")
-    constructor = {
-        "width": arch["width"], "dropout": arch["dropout"],
-        "keep_prob": _number(payload, "keep_prob", source, low=0, high=1),
-        "patch_size": _number(payload, "patch_size", source, low=0,
-                              high=MAX_PATCH_SIZE + 1, integer=True),
-        "batch_size": _number(payload, "batch_size", source, low=0,
-                              high=MAX_BATCH_SIZE + 1, integer=True),
-        "learning_rate": _number(payload, "learning_rate", source, low=0),
-    }
-    norm = payload.get("normalization")
-    if not isinstance(norm, dict):
-        _fail(source, f"normalization must be a dict; got {norm!r}")
-    norm = dict(norm)
-    norm.setdefault("transform", TRANSFORM)                 # format 1
-    norm.setdefault("outlier_threshold", OUTLIER_THRESHOLD)
-    norm.setdefault("bright_threshold", float("inf"))      # files of tdrdenoise < 0.2
-    norm.setdefault("pixel_shuffle", 1)
-    norm.setdefault("impulse_noise", False)
-    norm.setdefault("impulse_only", False)
-    try:
-        check_normalization(norm, source)
-    except ValueError as exc:
-        _fail(source, str(exc))
-    unit = payload.get("unit")
-    if unit is not None:
-        if not isinstance(unit, str):
-            _fail(source, f"unit must be a string or None; got {unit!r}")
-        try:
-            unit = u.Unit(unit)
-        except ValueError:
-            _fail(source, f"unit {unit!r} is not a unit astropy understands")
-    history = payload.get("history")
-    if not isinstance(history, list) or not all(isinstance(h, dict) and
-                                                isinstance(h.get("steps"), int)
-                                                for h in history):
-        _fail(source, "history must be a list of dicts with 'steps'")
-    if not isinstance(payload.get("state_dict"), dict):
-        _fail(source, "state_dict is missing")
-    student = payload.get("student")                        # formats 1 and 2: none
-    if student is not None:
-        if not isinstance(student, dict) or set(student) != {"width", "head"}:
-            _fail(source, f"student must be None or a dict of width and head; got {student!r}")
-        student = {key: _number(student, key, source, low=1, high=bound + 1, integer=True)
-                   for key, bound in (("width", MAX_STUDENT_WIDTH),
-                                      ("head", MAX_STUDENT_HEAD))}
-        if not isinstance(payload.get("student_state_dict"), dict):
-            _fail(source, "student_state_dict is missing")
-    return {"constructor": constructor, "normalization": norm, "unit": unit,
-            "history": copy.deepcopy(history), "student": student}
+    return ModelState(constructor=fields["constructor"],
+                      normalization=fields["normalization"], unit=fields["unit"],
+                      history=fields["history"], state_dict=payload["state_dict"],
+                      student=fields["student"],
+                      student_state_dict=payload.get("student_state_dict"), source=source)

@@ -1,9 +1,8 @@
 """The restore step (the "R" of train-denoise-restore)."""
 import numpy as np
-from astropy import units as u
 from scipy import ndimage
 
-from ._containers import join_quantity, split_quantity
+from .io.containers import join_quantity, split_quantity, unit_factor
 from ._validate import FILLS, NoiseMultiple, check_fill, threshold_value
 
 __all__ = ["restore", "ambient_values", "NoiseMultiple", "AMBIENT_WINDOW", "FILLS"]
@@ -147,11 +146,8 @@ def restore(initial, denoised, R, *, fill="initial"):
     if unit is None:
         unit = den_unit
     elif den_unit is not None:
-        try:
-            den = (den * den_unit).to_value(unit)
-        except u.UnitConversionError as exc:
-            raise u.UnitsError(f"denoised (unit '{den_unit}') cannot be converted to the "
-                               f"unit of initial ('{unit}')") from exc
+        den = den * unit_factor(den_unit, unit, "denoised", "{name} (unit '{unit}') cannot "
+                                "be converted to the unit of initial ('{to}')")
     if init.shape != den.shape:
         raise ValueError(f"initial and denoised must have the same shape; got {init.shape} "
                          f"and {den.shape}")

@@ -8,35 +8,35 @@ new file: choosing R becomes a sweep of seconds instead of a denoising per value
 import os
 
 import numpy as np
-from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from ._containers import insert_card
-from ._noise import difference_noise
+from .prediction.noise import difference_noise
+from .io.provenance import (DENOISE, FRACTION, RESTORE, cards, restore_record, restored_fraction,
+                            write_cards)
 from ._validate import (NoiseMultiple, check_fill, check_threshold, format_threshold,
                         threshold_value)
-from .denoise import FRACTION_CARD, RECORD_CARD
-from .io import read_image, write_image
-from .model_io import header_name
+from .io.containers import unit_factor
+from .io.images import read_image, write_image
 from .restore import restore
 
 __all__ = ["restore_file", "RESTORE_CARD"]
 
-#: The card written by :func:`restore_file`: (key, long step name pointing to it).
-RESTORE_CARD = ("TDRRESTO", "tdr_restore")
+#: The card written by :func:`restore_file`: (key, long step name pointing to it);
+#: defined with the other provenance keys in io/provenance.py.
+RESTORE_CARD = RESTORE
 
 
 def _check_unrestored(meta, path):
     """Refuse a denoised file whose own restore step already replaced pixels: the
     network's values of those pixels are not in it any more."""
-    record = str(meta.get(RECORD_CARD[0], ""))
+    record = str(meta.get(DENOISE.key, ""))
     if not record:
         return  # not written by tdrdenoise: taken as the denoiser's values
-    if RESTORE_CARD[0] in meta:
-        record = str(meta[RESTORE_CARD[0]])
+    if RESTORE.key in meta:
+        record = str(meta[RESTORE.key])
     elif record.startswith("R=inf,"):
         return
-    if float(meta.get(FRACTION_CARD[0], 1.0)) > 0:
+    if float(meta.get(FRACTION.key, 1.0)) > 0:
         raise ValueError(
             f"{path} was restored already ({record.split(', ')[0]}): the denoised values "
             "of its restored pixels are lost. Restore from a file denoised with R=inf "
@@ -93,7 +93,7 @@ def restore_file(denoised, initial, output, R, *, fill="initial", overwrite=Fals
         :func:`~tdrdenoise.tdr_denoise`). ``NoiseMultiple(k)`` is ``k`` times the
         input's ``UNCERT`` extension where it has one, else ``k`` times ``noise``,
         else ``k`` times the noise measured on the input
-        (:func:`~tdrdenoise._noise.difference_noise`, the estimator a model is
+        (:func:`~tdrdenoise.prediction.noise.difference_noise`, the estimator a model is
         trained with).
     fill : {"initial", "ambient"}, optional
         The value of restored pixels (see :func:`~tdrdenoise.restore`).
@@ -104,7 +104,7 @@ def restore_file(denoised, initial, output, R, *, fill="initial", overwrite=Fals
     unit : str or `~astropy.units.UnitBase`, optional
         Unit of ``initial``, overriding its ``BUNIT``.
     noise : float, optional
-        Noise sigma of a raw pixel in the image unit (e.g. ``model.noise_scale()``),
+        Noise sigma of a raw pixel in the image unit (e.g. ``model.noise_sigma``),
         for ``NoiseMultiple`` and the uncertainty of restored pixels when the input has
         no uncertainty.
 
@@ -165,11 +165,9 @@ def restore_file(denoised, initial, output, R, *, fill="initial", overwrite=Fals
                          f"{ini.shape}; give the input the denoised file was made from")
     den_values = np.asarray(den.data)
     if den.unit != ini.unit:
-        try:
-            den_values = (den_values * den.unit).to_value(ini.unit)
-        except u.UnitConversionError:
-            raise u.UnitsError(f"{inputs[0]} is in '{den.unit}', which cannot be converted "
-                               f"to the unit of {inputs[1]} ('{ini.unit}')") from None
+        den_values = den_values * unit_factor(
+            den.unit, ini.unit, inputs[0], "{name} is in '{unit}', which cannot be converted "
+            f"to the unit of {inputs[1]} ('{{to}}')")
     ini_data = np.asarray(ini.data)
     invalid = ~np.isfinite(ini_data)
     if ini.mask is not None:
@@ -199,13 +197,12 @@ def restore_file(denoised, initial, output, R, *, fill="initial", overwrite=Fals
     base = np.array(den.uncertainty.array, float) if den.uncertainty is not None else raw
     unc = StdDevUncertainty(np.where(restored_mask, raw, base).astype(data.dtype))
     meta = den.meta.copy()
-    n_valid = max(int((~held).sum()), 1)
-    fraction = float(restored_mask.sum()) / n_valid
-    # file names as the TDRDENOI record gives the model's: base name, printable ASCII
-    record = (f"R={recorded}, fill={fill}, denoised={header_name(inputs[0])}, "
-              f"input={header_name(inputs[1])}")
-    insert_card(meta, RESTORE_CARD[0], record, RESTORE_CARD[1])
-    insert_card(meta, FRACTION_CARD[0], round(fraction, 6), FRACTION_CARD[1])
+    fraction = restored_fraction(restored_mask, ~held)
+    # the TDRRESTO card is not optional: it is what keeps a later restore_file from
+    # taking this file's restored pixels for denoised values (_check_unrestored)
+    write_cards(meta, cards(True, restore_record(R=recorded, fill=fill, denoised=inputs[0],
+                                                 initial=inputs[1]),
+                            fraction, step=RESTORE))
     result = CCDData(data, unit=ini.unit, mask=mask, uncertainty=unc, meta=meta,
                      wcs=den.wcs if den.wcs is not None else ini.wcs)
     write_image(result, output, overwrite=overwrite, inputs=inputs)

@@ -7,20 +7,18 @@ run left behind (and nothing else). Runs that share an output folder split the w
 with :func:`claim_output`: a lock file (``.<name>.tdrdenoise.lock``) created
 exclusively, holding ``tdrdenoise <pid>@<host>``;
 :func:`prepare_output_folder` checks an output folder before the work starts. Those
-file functions are written in ``_files.py`` and imported from here.
+file functions are written in ``io/files.py`` and imported from here; the warning
+class in ``_warnings.py``.
 """
 import torch
-from astropy.utils.exceptions import AstropyUserWarning
 
-from ._files import (STALE_AFTER, OutputClaimedError, atomic_open,  # noqa: F401
-                     claim_output, clean_stale_temporaries, prepare_output_folder)
+from ._warnings import TDRUserWarning
+from .io.files import (STALE_AFTER, OutputClaimedError, atomic_open,  # noqa: F401
+                       clean_stale_temporaries, prepare_output_folder)
+from .io.locks import claim_output
 
 __all__ = ["TDRUserWarning", "OutputClaimedError", "resolve_device", "atomic_open",
            "clean_stale_temporaries", "claim_output", "prepare_output_folder"]
-
-
-class TDRUserWarning(AstropyUserWarning):
-    """Warnings issued by tdrdenoise."""
 
 
 def resolve_device(device="auto"):

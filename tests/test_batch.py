@@ -336,7 +336,7 @@ def test_unwritable_output_dir(files, model, tmp_path):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX pids")
 def test_claims_and_stale_files(files, model, tmp_path):
-    from tdrdenoise._files import host_name as _host
+    from tdrdenoise.io.files import host_name as _host
 
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -491,7 +491,7 @@ def test_noise_multiple_per_file_and_ambient(model, tmp_path):
                           **FAST)
     assert list(table["status"]) == ["done", "done"], list(table["error"])
     assert table.meta["R"] == "2sigma"
-    sigma = model.noise_scale()
+    sigma = model.noise_sigma
     headers = [fits.getheader(p) for p in table["output"]]
     assert f"R=2sigma of the model noise ({2 * sigma:g} adu)" in headers[0]["TDRDENOI"]
     assert "R=2sigma of the input uncertainty (per-pixel 0.5..0.5 adu)" in \

@@ -32,6 +32,47 @@ def write_frame(path, seed, shape=(40, 40), bunit="count / s"):
     return str(path)
 
 
+_HELP_WITHOUT_TORCH = """
+import contextlib, io, runpy, sys
+from tdrdenoise.cli import main
+for argv in {argv!r}:
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = main(argv)
+    assert code == 0 and "usage: tdrdenoise" in out.getvalue(), (argv, code)
+sys.argv = ["tdrdenoise", "--help"]  # python -m tdrdenoise --help
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    try:
+        runpy.run_module("tdrdenoise", run_name="__main__")
+    except SystemExit as exc:
+        assert exc.code == 0, exc.code
+assert "usage: tdrdenoise" in out.getvalue()
+assert "torch" not in sys.modules, "the command line's --help imported torch"
+print("no torch")
+"""
+
+
+def test_help_does_not_import_torch():
+    """--help (of the command and of each subcommand) and --version load no torch: the
+    commands import the network code only when they run."""
+    argv = [["--help"]] + [[c, "--help"] for c in
+                           ("train", "denoise", "restore", "evaluate", "demo")]
+    script = _HELP_WITHOUT_TORCH.format(argv=argv)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, env=subprocess_env())
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "no torch"
+
+
+def test_cli_defaults_match_the_code():
+    """The parser's defaults come from _defaults.py (no torch), the one place that
+    defines them; the prediction code uses the same values."""
+    from tdrdenoise import _defaults, model
+    from tdrdenoise.prediction import pipeline
+
+    assert pipeline.DEFAULT_N_PREDICTIONS is _defaults.DEFAULT_N_PREDICTIONS
+    assert model.DEFAULT_STEPS == _defaults.DEFAULT_STEPS
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(folder, model path, frames) after a 'tdrdenoise train' run."""

@@ -359,7 +359,7 @@ def test_noise_multiple_uses_the_input_uncertainty(noisy, unit_model):
 
 def test_noise_multiple_falls_back_to_the_model_noise(noisy, unit_model):
     from tdrdenoise.restore import NoiseMultiple
-    sigma = unit_model.noise_scale()
+    sigma = unit_model.noise_sigma
     a = tdr_denoise(CCDData(noisy, unit="G"), unit_model, R=1.5 * sigma * u.G, **FAST)
     b = tdr_denoise(CCDData(noisy, unit="G"), unit_model, R=NoiseMultiple(1.5), **FAST)
     np.testing.assert_array_equal(a.data, b.data)

@@ -328,3 +328,56 @@ def test_fit_series_errors_leave_the_model_alone(noisy, make, error, match):
     with pytest.raises(error, match=match):
         model.fit(make(noisy), steps=1, progress=False)
     assert (model.fingerprint, model.normalization, model.unit) == before
+
+
+def test_array_level_methods_are_deprecated(noisy, tiny_model):
+    """The pass-through methods of TDRModel (documented, but private in use) warn for
+    one release and give what the stage functions give."""
+    from astropy.utils.exceptions import AstropyDeprecationWarning
+
+    from tdrdenoise.io.containers import unit_factor
+    from tdrdenoise.prediction.normalization import network_input, noise_in_image_unit
+    from tdrdenoise.prediction.options import PredictionOptions
+    from tdrdenoise.prediction.pipeline import predict_arrays
+
+    invalid = np.zeros(noisy.shape, bool)
+    with pytest.warns(AstropyDeprecationWarning, match="unit_factor"):
+        assert tiny_model.unit_factor(None) == unit_factor(None, tiny_model.unit, "image")
+    with pytest.warns(AstropyDeprecationWarning, match="network_input"):
+        z, valid, _, _ = tiny_model.network_input(noisy, invalid)
+    expected = network_input(noisy, invalid, tiny_model.normalization)
+    np.testing.assert_array_equal(z, expected[0])
+    with pytest.warns(AstropyDeprecationWarning, match="noise_scale"):
+        assert tiny_model.noise_scale() == noise_in_image_unit(tiny_model.normalization)
+    assert tiny_model.noise_sigma == noise_in_image_unit(tiny_model.normalization)
+    with pytest.warns(AstropyDeprecationWarning, match="predict_arrays"):
+        mean, _ = tiny_model.predict_arrays(z, valid, method="ensemble", n_predictions=2,
+                                            seed=0, progress=False)
+    options = PredictionOptions(method="ensemble", n_predictions=2, seed=0, progress=False)
+    np.testing.assert_array_equal(mean, predict_arrays(tiny_model, z, valid, 1.0, options)[0])
+    with pytest.warns(AstropyDeprecationWarning, match="fine_tune_arrays"):
+        tuned = tiny_model.fine_tune_arrays(z, valid, steps=1, seed=0)
+    assert tuned is not tiny_model
+
+
+@pytest.mark.parametrize("to", ["G", "mT"])
+def test_unit_factor_within_rounding_of_one(to):
+    """The one unit conversion (io.containers.unit_factor) gives what astropy's
+    conversion gives, also for a scale within float rounding of 1, which astropy takes
+    as exactly 1 (values come back unchanged, as they did before the conversion was
+    shared)."""
+    from tdrdenoise.io.containers import unit_factor
+    from tdrdenoise.restore import restore
+
+    near = u.def_unit(f"near_{to}", (1 + 2 ** -52) * u.Unit(to))
+    values = np.array([1e8 + 1.0, 1 + 2 ** -40, 16777217.0, 1e39, -0.0, np.nan])
+    factor = unit_factor(near, u.Unit(to), "image")
+    assert factor == 1.0
+    expected = (values * near).to_value(to)
+    np.testing.assert_array_equal(values * factor, expected)
+    np.testing.assert_array_equal(values * factor, values)
+    far = u.def_unit(f"far_{to}", (1 + 2 ** -20) * u.Unit(to))
+    assert unit_factor(far, u.Unit(to), "image") == (1 * far).to_value(to) != 1.0
+    # restore converts the denoised image with it, also at a scale near 1
+    out, _ = restore(values * u.Unit(to), values * near, R=np.inf)
+    np.testing.assert_array_equal(out.value, values)

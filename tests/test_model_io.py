@@ -423,11 +423,11 @@ def test_shapes_compared_before_the_network_is_built(tmp_path, tiny_model, monke
 
 
 def test_file_size_cap(tmp_path, tiny_model, monkeypatch):
-    import tdrdenoise.model_io as model_io
+    from tdrdenoise import _model_format  # where model_io's size check is written
 
     path = tmp_path / "m.tdr"
     tiny_model.save(path)
-    monkeypatch.setattr(model_io, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(_model_format, "MAX_FILE_BYTES", 1000)
     with pytest.raises(ValueError, match="model files are at most 1000 bytes"):
         TDRModel.load(path)
     with pytest.raises(ValueError, match="model files are at most 1000 bytes"):

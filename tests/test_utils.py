@@ -12,7 +12,7 @@ import pytest
 from astropy import units as u
 
 from tdrdenoise._validate import check_int, check_seed, check_threshold
-from tdrdenoise._files import host_name as _host
+from tdrdenoise.io.files import host_name as _host
 from tdrdenoise.utils import (OutputClaimedError, atomic_open, claim_output,
                               clean_stale_temporaries)
 

@@ -13,7 +13,7 @@ from astropy.modeling import fitting, models
 from astropy.stats import mad_std
 from astropy.utils.exceptions import AstropyUserWarning
 
-from .._containers import scalar_in_unit, unpack
+from ..io.containers import scalar_in_unit, unpack
 from .._noise import difference_noise
 from ..utils import TDRUserWarning
 
@@ -163,7 +163,7 @@ def linear_fit(x, y):
 
 
 def noise_sigma(data, valid, name="initial"):
-    """Per-pixel noise σ of ``data`` by :func:`tdrdenoise._noise.difference_noise`.
+    """Per-pixel noise σ of ``data`` by :func:`tdrdenoise.prediction.noise.difference_noise`.
 
     Raises ValueError when fewer than two pairs of adjacent pixels are valid or the
     estimate is not positive (a constant image), saying to pass ``noise=``.

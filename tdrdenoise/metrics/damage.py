@@ -5,7 +5,7 @@ import numpy as np
 from astropy.stats import sigma_clip as _astropy_sigma_clip
 from scipy import ndimage
 
-from .._containers import scalar_in_unit
+from ..io.containers import scalar_in_unit
 from ._core import images, noise_sigma, single, with_unit
 
 __all__ = ["large_scale_damage"]
@@ -62,7 +62,7 @@ def large_scale_damage(initial, denoised, *, smoothing=8, noise=None, sigma_clip
 
     σ is the per-pixel noise of ``initial``: ``noise`` when given, else the robust
     estimate from differences of neighbouring pixels
-    (:func:`tdrdenoise._noise.difference_noise`). Correlated noise makes that
+    (:func:`tdrdenoise.prediction.noise.difference_noise`). Correlated noise makes that
     estimate smaller than the per-pixel σ and the ratio larger; give ``noise``
     then, or ``noise_sample`` (below). The RMS is a plain one: bright sources
     whose residual is large enter it fully (they are part of the damage);

@@ -2,7 +2,7 @@
 import numpy as np
 from astropy import units as u
 
-from .._containers import scalar_in_unit, unpack
+from ..io.containers import scalar_in_unit, unpack
 from ._core import images, noise_sigma, same_values
 
 __all__ = ["snr_map"]
@@ -28,7 +28,7 @@ def snr_map(initial, denoised, *, noise=None, method=None):
       argument when given; else the input's own uncertainty (a CCDData/NDData
       ``StdDevUncertainty``); else a robust estimate from the initial image alone,
       the MAD-based standard deviation of differences between neighbouring pixels
-      divided by √2 (:func:`tdrdenoise._noise.difference_noise`). The map gives the
+      divided by √2 (:func:`tdrdenoise.prediction.noise.difference_noise`). The map gives the
       denoised signal in units of the raw per-pixel noise and does not depend on
       how (or whether) the denoised image was restored.
 

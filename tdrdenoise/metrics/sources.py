@@ -3,7 +3,7 @@ import warnings
 
 import numpy as np
 
-from .._containers import scalar_in_unit
+from ..io.containers import scalar_in_unit
 from ._core import filled, images, with_unit
 
 __all__ = ["detect_sources"]
