@@ -14,8 +14,8 @@ The three steps of the method (Liu, Quan et al., Nature Astronomy 2025):
 Images enter and leave through ``tdrdenoise/io/`` (files, containers, provenance).
 The contributors' guide to this layout is docs/architecture.rst.
 """
-from importlib import import_module
-from typing import TYPE_CHECKING
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from . import _builders
 from .restore import restore  # no torch; binds the name before any import of the module
@@ -28,13 +28,13 @@ __all__ = ["TDRModel", "tdr_denoise", "restore", "denoise_files", "denoise_colle
 # tdrdenoise, and ``tdrdenoise --help``, do not import torch: where each one lives.
 _LAZY = {"TDRModel": "model", "tdr_denoise": "denoise", "denoise_files": "batch",
          "denoise_collection": "batch", "read_image": "io", "write_image": "io",
-         "TDRUserWarning": "utils"}
+         "TDRUserWarning": "_warnings"}
 _SUBMODULES = {"batch", "cli", "datasets", "demo", "denoise", "io", "metrics", "model",
                "model_io", "network", "prediction", "restore_files", "training", "utils",
                "version", "visualization"}
 
 
-if TYPE_CHECKING:  # what the lazy names are, for linters, type checkers and editors
+if _TYPE_CHECKING:  # what the lazy names are, for linters, type checkers and editors
     from .batch import denoise_collection, denoise_files
     from .denoise import tdr_denoise
     from .io.images import read_image, write_image
@@ -44,11 +44,11 @@ if TYPE_CHECKING:  # what the lazy names are, for linters, type checkers and edi
 
 def __getattr__(name):
     if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(_import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
     if name in _SUBMODULES:  # tdrdenoise.model_io after a plain ``import tdrdenoise``
-        return import_module(f".{name}", __name__)
+        return _import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -59,7 +59,7 @@ def __dir__():
 def _build_model(state, device):
     """The TDRModel of a `~tdrdenoise.model_io.ModelState`, for ``model_io.load`` and
     ``model_io.from_bytes`` (model_io never imports the model class: see _builders)."""
-    return import_module(".model", __name__).TDRModel._from_state(state, device)
+    return _import_module(".model", __name__).TDRModel._from_state(state, device)
 
 
 _builders.register("model", _build_model)

@@ -193,8 +193,9 @@ class TDRModel:
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()[:12]
 
-    @deprecated(_SINCE, alternative="tdrdenoise.io.containers.unit_factor(unit, model.unit, "
-                "name)")
+    @deprecated(_SINCE, obj_type="method",
+                alternative="astropy's unit.to(model.unit) (no public tdrdenoise "
+                "replacement)")
     def unit_factor(self, unit, name="image"):
         """Factor converting ``unit`` to the model unit (1 when either is None).
 
@@ -205,8 +206,9 @@ class TDRModel:
         """
         return unit_factor(unit, self.unit, name)
 
-    @deprecated(_SINCE, alternative="tdrdenoise.prediction.normalization.network_input("
-                "data, invalid, model.normalization, factor, name)")
+    @deprecated(_SINCE, obj_type="method",
+                alternative="TDRModel.predict or tdr_denoise (no public replacement of "
+                "the array-level step)")
     def network_input(self, data, invalid, factor=1.0, name="image"):
         """(z, valid, extreme, impulse) of an image array for this model's network."""
         return network_input(data, invalid, self.normalization, factor, name)
@@ -248,8 +250,9 @@ class TDRModel:
     distil = _model_fit.distil
     fine_tune = _model_fit.fine_tune
 
-    @deprecated(_SINCE, alternative="tdrdenoise.training.self2self.fine_tune_arrays(model, "
-                "z, valid, ...)")
+    @deprecated(_SINCE, obj_type="method",
+                alternative="TDRModel.fine_tune (no public replacement of the "
+                "array-level step)")
     def fine_tune_arrays(self, z, valid, *, steps, seed=None, learning_rate=None,
                          progress=False):
         """:meth:`fine_tune` on the output of :meth:`network_input`."""
@@ -341,8 +344,9 @@ class TDRModel:
             method=method, n_predictions=n_predictions, seed=seed, tile_size=tile_size,
             progress=progress, calibrate=calibrate, refine=refine))
 
-    @deprecated(_SINCE, alternative="tdrdenoise.prediction.pipeline.predict_arrays(model, "
-                "z, valid, factor, ...)")
+    @deprecated(_SINCE, obj_type="method",
+                alternative="TDRModel.predict (no public replacement of the "
+                "array-level step)")
     def predict_arrays(self, z, valid, factor=1.0, *, method="ensemble",
                        n_predictions=DEFAULT_N_PREDICTIONS, seed=None,
                        tile_size=DEFAULT_TILE_SIZE, progress=None, calibrate=True,
@@ -357,7 +361,8 @@ class TDRModel:
             method=method, n_predictions=n_predictions, seed=seed, tile_size=tile_size,
             progress=progress, calibrate=calibrate, refine=refine), held=held)
 
-    @deprecated(_SINCE, alternative="model.noise_sigma")
+    @deprecated(_SINCE, obj_type="method",
+                alternative="model.noise_sigma / abs(factor)")
     def noise_scale(self, factor=1.0):
         """The training image's noise in the unit of an image (``factor`` converts it)."""
         return noise_in_image_unit(self.normalization, factor)

@@ -39,7 +39,11 @@ from ._model_format import (check_sha256, check_size, decode, decode_payload, en
                             file_sha256, is_legacy, payload_checksum)  # noqa: F401
 from ._model_format import read_header as _read_header
 from ._model_state import ModelState, build, build_student, load_weights  # noqa: F401
-from .prediction.normalization import check_normalization
+from ._model_checks import MAX_HEADER_BYTES  # noqa: F401  (importable here, as before)
+from ._validate import (MAX_BATCH_SIZE, MAX_PATCH_SIZE, MAX_STUDENT_HEAD,  # noqa: F401
+                        MAX_STUDENT_WIDTH, MAX_WIDTH)
+from .prediction.normalization import (OUTLIER_THRESHOLD, TRANSFORM,  # noqa: F401
+                                       check_normalization)
 from .io.provenance import header_name  # noqa: F401  (public here, as before)
 from .training.self2self import check_weights
 from .utils import TDRUserWarning, atomic_open, resolve_device

@@ -16,6 +16,8 @@ from .io.provenance import (DENOISE, FRACTION, RESTORE, cards, restore_record, r
 from ._validate import (NoiseMultiple, check_fill, check_threshold, format_threshold,
                         threshold_value)
 from .io.containers import unit_factor
+from .io.provenance import DENOISE as RECORD_CARD  # noqa: F401  (importable here, as before)
+from .io.provenance import FRACTION as FRACTION_CARD  # noqa: F401
 from .io.images import read_image, write_image
 from .restore import restore
 

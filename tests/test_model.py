@@ -381,3 +381,16 @@ def test_unit_factor_within_rounding_of_one(to):
     # restore converts the denoised image with it, also at a scale near 1
     out, _ = restore(values * u.Unit(to), values * near, R=np.inf)
     np.testing.assert_array_equal(out.value, values)
+
+
+def test_unit_factor_refuses_a_conversion_with_an_offset():
+    """With an equivalency that has an offset enabled (degrees Celsius to kelvin) no
+    factor converts the values: a clear error, not a wrong factor."""
+    from tdrdenoise.io.containers import unit_factor
+
+    assert unit_factor(u.K, u.mK, "image") == 1000.0
+    with u.set_enabled_equivalencies(u.temperature()):
+        with pytest.raises(u.UnitConversionError, match="not a scaling"):
+            unit_factor(u.deg_C, u.K, "image")
+    with pytest.raises(u.UnitConversionError, match="trained on images in 'K'"):
+        unit_factor(u.G, u.K, "image")

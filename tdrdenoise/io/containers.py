@@ -222,13 +222,19 @@ def unit_factor(unit, to, name, message=None):
     ------
     astropy.units.UnitConversionError
         If ``unit`` does not convert to ``to``: ``message`` (formatted with ``name``,
-        ``unit`` and ``to``), by default that ``name`` is not in the model's unit.
+        ``unit`` and ``to``), by default that ``name`` is not in the model's unit; or
+        if it is not a scaling (an enabled equivalency with an offset: deg_C to K).
     """
     if unit is None or to is None or unit == to:
         return 1.0
     try:
+        if float(unit.to(to, 0.0)) != 0.0:
+            raise u.UnitConversionError(f"{name}: converting '{unit}' to '{to}' is not a "
+                                        "scaling; convert the values yourself first")
         return float(unit.to(to))
     except u.UnitConversionError as exc:
+        if "is not a scaling" in str(exc):
+            raise
         if message is None:
             message = "{name} is in '{unit}' but the model was trained on images in '{to}'"
         # a UnitConversionError (a UnitsError) as astropy's own conversion raised

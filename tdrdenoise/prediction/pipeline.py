@@ -49,7 +49,7 @@ def predict_image(model, image, options):
 
 
 def refined_held(held, seen, mean):
-    """The held-out pixels (``held``: see ``_normalization.held_out``) that the
+    """The held-out pixels (``held``: see ``normalization.held_out``) that the
     refinement denoised: those with a finite ``mean``."""
     if held is None:
         return np.zeros(seen.shape, bool)
@@ -64,7 +64,7 @@ def predict_arrays(model, z, valid, factor=1.0, options=PredictionOptions(), *,
     ``method`` is resolved), level-calibrated (``calibration.py``) unless
     ``calibrate`` is False, then Wiener-refined (``wiener.py``; the mean only)
     unless ``refine`` is False. ``held``: the network-unit values of the bright
-    pixels held out of the network, NaN elsewhere (``_normalization.held_out``); the
+    pixels held out of the network, NaN elsewhere (``normalization.held_out``); the
     refinement denoises them; their mean is NaN where it could not, or did not run."""
     method, n_predictions, seed = options.method, options.n_predictions, options.seed
     tile_size, progress = options.tile_size, options.progress
