@@ -62,10 +62,11 @@ def predict_arrays(model, z, valid, factor=1.0, options=PredictionOptions(), *,
     and std of the network input ``z`` (the student's, or the ensemble's), in the
     image unit (float64), with the settings ``options`` (a `PredictionOptions` whose
     ``method`` is resolved), level-calibrated (``calibration.py``) unless
-    ``calibrate`` is False, then Wiener-refined (``wiener.py``; the mean only)
-    unless ``refine`` is False. ``held``: the network-unit values of the bright
-    pixels held out of the network, NaN elsewhere (``normalization.held_out``); the
-    refinement denoises them; their mean is NaN where it could not, or did not run."""
+    ``calibrate`` is False, then Wiener-refined (``wiener.py``; the std becomes
+    the refinement's error model) unless ``refine`` is False. ``held``: the
+    network-unit values of the bright pixels held out of the network, NaN elsewhere
+    (``normalization.held_out``); the refinement denoises them; their mean is NaN
+    where it could not, or did not run."""
     method, n_predictions, seed = options.method, options.n_predictions, options.seed
     tile_size, progress = options.tile_size, options.progress
     calibrate, refine = options.calibrate, options.refine

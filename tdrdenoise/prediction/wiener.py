@@ -26,15 +26,15 @@ With ``error=True`` :func:`refine` also returns the variance of the error of its
 estimate, the ``uncertainty`` of ``tdr_denoise``: the Wiener filter's own error model.
 In each window and coefficient the estimate ``G Y`` misses the signal the gain takes
 away, ``(1 - G)**2 X**2``, and keeps the noise it lets through, ``G**2 N``. The
-signal's power ``X**2`` is the pilot's (or, where the observation's coefficient is
-more than :data:`STRONG_COEFFICIENT` noise sigmas and above the pilot's, the
-observation's less the noise: structure the pilot smoothed away) times
-:data:`BIAS_FACTOR` (the pilot's power underestimates what it smoothed); ``N`` is the
-noise table times the local noise level (:func:`noise_profile`: noise that grows with
-the signal, as Poisson noise does). A window's pixels share the mean over its
-coefficients, and each pixel takes the weighted mean over the windows that cover it
-(with the weights of the estimate). Measured against the truth in
-``benchmarks/uncertainty.py``.
+signal's power ``X**2`` is the pilot's times :data:`BIAS_FACTOR` (the pilot's power
+underestimates what it smoothed), or, where the observation's coefficient is more
+than :data:`STRONG_COEFFICIENT` noise variances and that is larger, the observation's
+power less the noise (structure the pilot smoothed away); ``N`` is the noise table
+times the local noise level (:func:`noise_profile`: noise that grows with the signal,
+as Poisson noise does). A window's pixels share the mean over its coefficients, and
+each pixel takes the weighted mean (the weights of the estimate) over the windows
+that cover it, on a grid of every :data:`ERROR_STEP`-th window along each axis.
+Measured against the truth in ``benchmarks/uncertainty.py``.
 """
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
