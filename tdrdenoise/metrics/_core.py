@@ -14,7 +14,7 @@ from astropy.stats import mad_std
 from astropy.utils.exceptions import AstropyUserWarning
 
 from ..io.containers import scalar_in_unit, unpack
-from .._noise import difference_noise
+from ..prediction.noise import difference_noise
 from ..utils import TDRUserWarning
 
 __all__ = ["FREQUENCY_UNIT", "NYQUIST", "TDR_CARD", "with_unit", "single", "images",
