@@ -265,8 +265,8 @@ def tdr_denoise(image, model, *, R=np.inf, method="auto", fine_tune_steps=None,
         if raw_unc is None:
             raw_unc = np.where(img.invalid, np.nan,
                                noise_in_image_unit(model.normalization, factor))
-        # bright pixels held out: the error of a raw pixel (the refinement's own is
-        # smaller), restored ones the input's
+        # denoised pixels (held-out bright ones included): the refinement's error
+        # model (the network's spread with refine=False); restored ones the input's
         unc = np.where(valid & ~restored_mask, std, raw_unc).astype(dtype)
         # of the pixels with a value (bright pixels held out included)
         fraction = restored_fraction(restored_mask, ~img.invalid & ~extreme)
