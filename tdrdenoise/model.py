@@ -236,7 +236,19 @@ class TDRModel:
     def noise_sigma(self):
         """The noise sigma of a raw pixel of the training image, in the model unit
         (a float; None before :meth:`fit`): what ``NoiseMultiple`` multiplies when
-        an image has no uncertainty of its own."""
+        an image has no uncertainty of its own.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tdrdenoise import TDRModel
+        >>> noisy = np.random.default_rng(0).normal(0.0, 2.0, size=(48, 48))
+        >>> TDRModel(device="cpu").noise_sigma is None
+        True
+        >>> model = TDRModel(device="cpu").fit(noisy, steps=1, seed=0, progress=False)
+        >>> bool(1.8 < model.noise_sigma < 2.2)
+        True
+        """
         return noise_in_image_unit(self.normalization) if self.is_fitted else None
 
     # ------------------------------------------------------------------ training
